@@ -1,0 +1,208 @@
+"""Safe checkpoints: ``config.json`` + ``model.safetensors`` (+ ``tokenizer.json``, ``metrics.json``).
+
+Nothing here unpickles: safetensors stores raw tensors and JSON stores everything else, so loading a
+checkpoint never runs code from it. Every file is written to a temporary name and renamed into
+place, so a crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+from gmlp_core.models import LensModel, ModelConfig, build_model
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_NAME = "tokenizer.json"
+METRICS_NAME = "metrics.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` via a temporary file and a rename."""
+    _atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def save_checkpoint(
+    model: LensModel,
+    directory: str | Path,
+    *,
+    tokenizer: Any | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Save ``model`` (and optionally its tokenizer and metrics) under ``directory``.
+
+    ``extra`` is merged into ``config.json`` under the key ``"extra"`` (e.g. data and training
+    provenance). ``dtype`` (e.g. ``torch.float16``) stores floating tensors in that type.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    if extra:
+        config = config.replace(extra={**config.extra, **extra})
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    # Weights first, config last: a reader that finds the new config also finds the new weights.
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    if tokenizer is not None:
+        _atomic_write(directory / TOKENIZER_NAME, lambda p: tokenizer.save(str(p)))
+    if metrics is not None:
+        write_json_atomic(directory / METRICS_NAME, metrics)
+    write_json_atomic(directory / CONFIG_NAME, config.to_dict())
+    return directory
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    """Read and validate ``config.json`` of a checkpoint directory."""
+    directory = _check_directory(directory)
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing {CONFIG_NAME}; a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    try:
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+
+
+def _check_directory(directory: str | Path) -> Path:
+    directory = Path(directory)
+    if directory.is_file() and directory.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(_pickle_message(directory))
+    if not directory.exists():
+        raise CheckpointError(f"{directory}: no such checkpoint folder")
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, not a file")
+    return directory
+
+
+def _pickle_message(path: Path) -> str:
+    return (
+        f"{path}: refusing to load a pickle ({path.suffix}): unpickling can run arbitrary code. "
+        "Convert it once, in a trusted environment, with "
+        "`python -m gmlp_core convert PICKLE OUT_DIR --config CONFIG_JSON`, or load it yourself and "
+        "call gmlp_core.save_checkpoint(model, OUT_DIR)."
+    )
+
+
+def load_state(directory: str | Path, config: ModelConfig | None = None) -> dict[str, torch.Tensor]:
+    """Read and validate the tensors of a checkpoint against its config (float32, on CPU)."""
+    directory = _check_directory(directory)
+    config = config or read_config(directory)
+    path = directory / WEIGHTS_NAME
+    if not path.is_file():
+        pickles = sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(_pickle_message(directory / pickles[0]))
+        raise CheckpointError(f"{path}: missing {WEIGHTS_NAME}")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from err
+    with torch.device("meta"):
+        expected = build_model(config).state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k} (file {tuple(state[k].shape)}, config {tuple(expected[k].shape)})"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    wrong_dtype = [f"{k} ({state[k].dtype})" for k in sorted(set(state) & set(expected)) if state[k].dtype not in FLOAT_DTYPES]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched), ("not a float tensor", wrong_dtype)):
+        if items:
+            shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{path} does not match {directory / CONFIG_NAME} ({config.arch}/{config.task}): " + "; ".join(problems))
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite values in {', '.join(bad[:5])}")
+    return {k: v.float() for k, v in state.items()}
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "auto") -> LensModel:
+    """Load a checkpoint folder into a model in ``eval()`` mode on ``device`` (``"auto"``: CUDA if
+    available, else CPU). Raises ``CheckpointError`` naming the file and the problem."""
+    config = read_config(directory)
+    state = load_state(directory, config)
+    model = build_model(config)
+    model.load_state_dict(state, strict=True)
+    return model.to(resolve_device(device)).eval()
+
+
+def load_tokenizer(directory: str | Path) -> Any | None:
+    """The checkpoint's HF ``tokenizers.Tokenizer``, or None when it has none."""
+    path = Path(directory) / TOKENIZER_NAME
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # the tokenizers library raises its own Exception subclass
+        raise CheckpointError(f"{path}: not a valid tokenizer file ({err})") from err
+
+
+def load_metrics(directory: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``metrics.json`` (empty when absent)."""
+    path = Path(directory) / METRICS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def is_checkpoint(directory: str | Path) -> bool:
+    """Whether ``directory`` looks like a checkpoint folder (has a config.json)."""
+    return (Path(directory) / CONFIG_NAME).is_file()
+
+

@@ -1,0 +1,129 @@
+"""Typed model configuration shared by every architecture, task and preset."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Arch = Literal["gmlp", "amlp", "transformer"]
+Task = Literal["mlm", "vision"]
+Gating = Literal["split", "multiplicative", "additive", "linear"]
+Spatial = Literal["dense", "toeplitz"]
+
+ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
+TASKS: tuple[str, ...] = ("mlm", "vision")
+GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear")
+SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a model; serialised as ``config.json`` next to the weights.
+
+    ``d_ffn`` follows the paper: the width of U's output *before* the split, so with the default
+    ``gating="split"`` the Spatial Gating Unit halves it and V maps ``d_ffn // 2 -> d_model``.
+    For vision, ``seq_len`` is derived from the image and patch sizes (the number of patches).
+    """
+
+    arch: str = "gmlp"
+    task: str = "mlm"
+    vocab_size: int = 8000
+    seq_len: int = 128
+    d_model: int = 128
+    d_ffn: int = 768
+    n_layers: int = 4
+    n_heads: int = 4
+    attn_dim: int = 64
+    causal: bool = False
+    gating: str = "split"
+    spatial: str = "dense"
+    image_size: int = 224
+    patch_size: int = 16
+    in_channels: int = 3
+    num_classes: int = 1000
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    spatial_init_eps: float = 1e-3
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def fail(msg: str) -> None:
+            raise ValueError(f"invalid ModelConfig: {msg}")
+
+        if self.arch not in ARCHS:
+            fail(f"arch={self.arch!r}; expected one of {ARCHS}")
+        if self.task not in TASKS:
+            fail(f"task={self.task!r}; expected one of {TASKS}")
+        if self.gating not in GATINGS:
+            fail(f"gating={self.gating!r}; expected one of {GATINGS}")
+        if self.spatial not in SPATIALS:
+            fail(f"spatial={self.spatial!r}; expected one of {SPATIALS}")
+        for name in ("d_model", "d_ffn", "n_layers", "n_heads", "attn_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name}={value!r} must be a positive integer")
+        if self.arch != "transformer" and self.gating == "split" and self.d_ffn % 2:
+            fail(f"d_ffn={self.d_ffn} must be even: split gating halves it")
+        if self.arch == "transformer" and self.d_model % self.n_heads:
+            fail(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            fail(f"dropout={self.dropout} must be in [0, 1)")
+        if self.task == "mlm":
+            if self.vocab_size < 2:
+                fail(f"vocab_size={self.vocab_size} must be at least 2")
+            if self.seq_len < 1:
+                fail(f"seq_len={self.seq_len} must be positive")
+            if not 0 <= self.pad_token_id < self.vocab_size:
+                fail(f"pad_token_id={self.pad_token_id} is outside the vocabulary")
+        else:
+            if self.patch_size < 1 or self.image_size % self.patch_size:
+                fail(f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}")
+            if self.in_channels < 1 or self.num_classes < 2:
+                fail("vision needs in_channels >= 1 and num_classes >= 2")
+            n = (self.image_size // self.patch_size) ** 2
+            # The sequence length of a vision model is the number of patches: keep them consistent.
+            object.__setattr__(self, "seq_len", n)
+
+    @property
+    def gate_dim(self) -> int:
+        """Channels leaving the Spatial Gating Unit (V's input width)."""
+        return self.d_ffn // 2 if self.gating == "split" else self.d_ffn
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side (vision only)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def has_spatial_weights(self) -> bool:
+        return self.arch != "transformer" and self.gating != "linear"
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (the config itself is immutable)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict (e.g. a parsed ``config.json``); unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ValueError(f"invalid ModelConfig: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"invalid ModelConfig: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,138 @@
+"""gMLP and aMLP (Liu, Dai, So, Le, 2021, arXiv 2105.08050): the Spatial Gating Unit and its block.
+
+A block computes ``x + V(s(GELU(U(LN(x)))))``. The Spatial Gating Unit ``s`` is the only place where
+tokens mix: with the default split gating, ``s(Z) = Z1 * (W LN(Z2) + b)``, where ``W`` is an n x n
+matrix over positions initialised near zero and ``b`` a per-position bias initialised to one, so at
+init every block is a plain FFN. aMLP adds a tiny single-head attention on the block's normalised
+input whose output is added to ``W LN(Z2) + b`` before the gating.
+
+Gating variants (the paper's ablation): ``split`` s(Z)=Z1*(W LN(Z2)+b); ``multiplicative``
+s(Z)=Z*(W LN(Z)+b); ``additive`` s(Z)=Z+(W LN(Z)+b); ``linear`` s(Z)=Z (no token mixing at all).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gmlp_core.models.config import ModelConfig
+from gmlp_core.models.layers import attention
+
+
+class SpatialWeight(nn.Module):
+    """The n x n token-mixing matrix W (dense, or Toeplitz with 2n-1 free weights) and bias b."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        n = config.seq_len
+        self.n = n
+        self.causal = config.causal
+        self.toeplitz = config.spatial == "toeplitz"
+        shape = (2 * n - 1,) if self.toeplitz else (n, n)
+        self.weight = nn.Parameter(torch.empty(shape))
+        self.bias = nn.Parameter(torch.empty(n))
+        self.init_eps = config.spatial_init_eps
+        if self.toeplitz:
+            # W[i, j] = w[i - j + n - 1]: one weight per relative offset.
+            i = torch.arange(n)
+            self.register_buffer("toeplitz_index", (i[:, None] - i[None, :] + n - 1), persistent=False)
+        if self.causal:
+            self.register_buffer("causal_mask", torch.ones(n, n, dtype=torch.bool).tril(), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Near-zero W and unit bias: the gate starts as the identity, so the block starts as an FFN.
+        eps = self.init_eps / self.n
+        nn.init.uniform_(self.weight, -eps, eps)
+        nn.init.ones_(self.bias)
+
+    def matrix(self) -> Tensor:
+        """The effective (n, n) W used in the forward pass (Toeplitz expanded, causal mask applied)."""
+        w = self.weight[self.toeplitz_index] if self.toeplitz else self.weight
+        if self.causal:
+            w = w.masked_fill(~self.causal_mask, 0.0)
+        return w
+
+    def forward(self, z: Tensor) -> Tensor:
+        n = z.shape[1]
+        if n != self.n:
+            raise ValueError(
+                f"gMLP has a fixed sequence length n={self.n} (its W is n x n) but got length {n}; "
+                "pad or truncate the input to seq_len"
+            )
+        out = torch.einsum("m n, b n d -> b m d", self.matrix().to(z.dtype), z)  # (B, n, d)
+        return out + self.bias.to(z.dtype)[None, :, None]
+
+
+class TinyAttention(nn.Module):
+    """aMLP's single-head attention of size ``attn_dim`` whose output has the gate's width."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.causal = config.causal
+        self.qkv = nn.Linear(config.d_model, 3 * config.attn_dim)
+        self.proj = nn.Linear(config.attn_dim, config.gate_dim)
+
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        q, k, v = self.qkv(x)[:, None].chunk(3, dim=-1)  # each (B, 1, L, attn_dim)
+        out, probs = attention(q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, need_weights=need_weights)
+        return self.proj(out[:, 0]), probs  # (B, L, gate_dim), (B, 1, L, L) | None
+
+
+class SpatialGatingUnit(nn.Module):
+    """s(Z) for the configured gating variant; the tiny attention (aMLP) joins before the gating."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gating = config.gating
+        if self.gating != "linear":
+            norm_dim = config.d_ffn // 2 if self.gating == "split" else config.d_ffn
+            self.norm = nn.LayerNorm(norm_dim, eps=config.layer_norm_eps)
+            self.spatial = SpatialWeight(config)
+
+    def forward(self, z: Tensor, attn: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Returns ``(s(Z), gate)``: the gate is ``W LN(Z2) + b (+ attn)``, None for linear gating."""
+        if self.gating == "linear":
+            return z, None
+        if self.gating == "split":
+            z1, z2 = z.chunk(2, dim=-1)  # (B, L, d_ffn/2) each
+        else:
+            z1 = z2 = z
+        gate = self.spatial(self.norm(z2))
+        if attn is not None:
+            gate = gate + attn
+        if self.gating == "additive":
+            return z1 + gate, gate
+        return z1 * gate, gate
+
+
+class GMLPBlock(nn.Module):
+    """One gMLP (or, with ``arch="amlp"``, aMLP) block: ``x + V(s(GELU(U(LN(x)))))``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.proj_in = nn.Linear(config.d_model, config.d_ffn)  # U
+        self.sgu = SpatialGatingUnit(config)
+        self.proj_out = nn.Linear(config.gate_dim, config.d_model)  # V
+        self.tiny_attn = TinyAttention(config) if config.arch == "amlp" else None
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        output_attentions: bool = False,
+        output_gates: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        h = self.norm(x)  # (B, L, d_model)
+        attn_out, probs = None, None
+        if self.tiny_attn is not None:
+            attn_out, probs = self.tiny_attn(h, key_padding_mask, output_attentions)
+        z = F.gelu(self.proj_in(h))  # (B, L, d_ffn)
+        s, gate = self.sgu(z, attn_out)  # (B, L, gate_dim)
+        x = x + self.dropout(self.proj_out(s))
+        return x, probs, (gate if output_gates else None)

@@ -1,0 +1,53 @@
+"""Small pieces shared by the gMLP/aMLP and Transformer blocks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool,
+    key_padding_mask: Tensor | None = None,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Scaled dot-product attention over ``(B, H, L, D)`` tensors.
+
+    ``key_padding_mask`` is ``(B, L)`` with True/1 for real tokens. When ``need_weights`` is set the
+    probabilities are computed explicitly and returned as ``(B, H, L, L)``; otherwise the fused kernel
+    runs and the weights are None. Both paths compute the same function.
+    """
+    length = q.shape[-2]
+    mask = None
+    if key_padding_mask is not None:
+        mask = key_padding_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
+    if causal:
+        tri = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
+        mask = tri if mask is None else mask & tri
+    if not need_weights:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return out, None
+    scores = torch.einsum("b h i d, b h j d -> b h i j", q, k) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = scores.softmax(dim=-1)
+    out = torch.einsum("b h i j, b h j d -> b h i d", probs, v)
+    return out, probs
+
+
+def init_linear(module: torch.nn.Module, std: float) -> None:
+    """BERT-style init: truncated normal weights, zero biases; LayerNorm to identity."""
+    if isinstance(module, torch.nn.Linear):
+        torch.nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+    elif isinstance(module, torch.nn.LayerNorm):
+        torch.nn.init.ones_(module.weight)
+        torch.nn.init.zeros_(module.bias)

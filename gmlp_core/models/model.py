@@ -1,0 +1,204 @@
+"""The shared trunk: embeddings, a stack of blocks chosen by ``arch``, final norm and a task head.
+
+The three architectures differ only inside the block (``gmlp.GMLPBlock`` or
+``transformer.TransformerBlock``) and in one place the paper names: the Transformer adds learned
+absolute position embeddings, gMLP and aMLP use none (W already knows positions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gmlp_core.models.config import ModelConfig
+from gmlp_core.models.gmlp import GMLPBlock, SpatialWeight
+from gmlp_core.models.layers import init_linear
+from gmlp_core.models.transformer import TransformerBlock
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class ModelOutput:
+    """What ``forward`` returns (HF style: optional fields are filled only when asked).
+
+    - ``logits``: ``(B, L, vocab)`` for MLM or ``(B, classes)`` for vision. For MLM with ``labels``
+      the full logits are skipped unless ``output_logits=True``: most of the cost is the vocabulary
+      projection of positions that are not predicted.
+    - ``masked_logits``: ``(N, vocab)`` logits of the N predicted positions (MLM with labels).
+    - ``attentions``: per layer ``(B, heads, L, L)`` (aMLP: its single tiny head); None for gMLP.
+    - ``hidden_states``: the embeddings and every block's output, ``(B, L, d_model)`` each.
+    - ``gates``: per layer the input-dependent gate ``W LN(Z2) + b (+ attention)``, ``(B, L, gate_dim)``.
+    """
+
+    logits: Tensor | None = None
+    loss: Tensor | None = None
+    masked_logits: Tensor | None = None
+    attentions: tuple[Tensor, ...] | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    gates: tuple[Tensor, ...] | None = None
+
+
+class TokenEmbedding(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.token = nn.Embedding(config.vocab_size, config.d_model)
+        self.position = nn.Embedding(config.seq_len, config.d_model) if config.arch == "transformer" else None
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        x = self.token(input_ids)  # (B, L, d_model)
+        if self.position is not None:
+            x = x + self.position.weight[: input_ids.shape[1]]
+        return x
+
+
+class PatchEmbedding(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        p = config.patch_size
+        self.proj = nn.Conv2d(config.in_channels, config.d_model, kernel_size=p, stride=p)
+        self.position = (
+            nn.Parameter(torch.zeros(config.seq_len, config.d_model)) if config.arch == "transformer" else None
+        )
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        x = self.proj(pixel_values).flatten(2).transpose(1, 2)  # (B, n_patches, d_model), row-major grid
+        if self.position is not None:
+            x = x + self.position
+        return x
+
+
+class LensModel(nn.Module):
+    """gMLP, aMLP or Transformer for masked language modelling or image classification."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = TokenEmbedding(config) if config.task == "mlm" else PatchEmbedding(config)
+        block = TransformerBlock if config.arch == "transformer" else GMLPBlock
+        self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        if config.task == "mlm":
+            # BERT's MLM head: dense + GELU + LayerNorm, then a decoder tied to the token embedding
+            # (only its bias is a separate parameter, so safetensors sees no shared tensors).
+            self.head = nn.Sequential(
+                nn.Linear(config.d_model, config.d_model),
+                nn.GELU(),
+                nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
+            )
+            self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        else:
+            self.head = nn.Linear(config.d_model, config.num_classes)
+            self.decoder_bias = None
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        std = self.config.initializer_range
+        for module in self.modules():
+            init_linear(module, std)
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+            elif isinstance(module, SpatialWeight):
+                module.reset_parameters()
+        if isinstance(self.embed, PatchEmbedding):
+            nn.init.trunc_normal_(self.embed.proj.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(self.embed.proj.bias)
+            if self.embed.position is not None:
+                nn.init.trunc_normal_(self.embed.position, std=std, a=-2 * std, b=2 * std)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _embed(self, input_ids: Tensor | None, pixel_values: Tensor | None, inputs_embeds: Tensor | None) -> Tensor:
+        cfg = self.config
+        if inputs_embeds is not None:
+            return inputs_embeds
+        if cfg.task == "mlm":
+            if input_ids is None:
+                raise ValueError("an MLM model needs input_ids (B, L) or inputs_embeds")
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
+            if input_ids.shape[1] > cfg.seq_len:
+                raise ValueError(f"input length {input_ids.shape[1]} exceeds seq_len={cfg.seq_len}")
+            return self.embed(input_ids)
+        if pixel_values is None:
+            raise ValueError("a vision model needs pixel_values (B, C, H, W)")
+        expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(f"pixel_values must be (batch, {', '.join(map(str, expected))}); got {tuple(pixel_values.shape)}")
+        return self.embed(pixel_values)
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        pixel_values: Tensor | None = None,
+        labels: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        output_gates: bool = False,
+        output_logits: bool = False,
+    ) -> ModelOutput:
+        """Run the model. ``attention_mask`` (B, L), 1 for real tokens, masks keys of attention only:
+        gMLP's W has no notion of padding, which is why training includes padded sequences."""
+        x = self._embed(input_ids, pixel_values, inputs_embeds)  # (B, L, d_model)
+        hidden: list[Tensor] = [x]
+        attentions: list[Tensor] = []
+        gates: list[Tensor] = []
+        for block in self.blocks:
+            x, probs, gate = block(x, attention_mask, output_attentions, output_gates)
+            if probs is not None:
+                attentions.append(probs)
+            if gate is not None:
+                gates.append(gate)
+            hidden.append(x)
+        x = self.norm(x)
+        out = ModelOutput(
+            attentions=tuple(attentions) if output_attentions and attentions else None,
+            hidden_states=tuple(hidden) if output_hidden_states else None,
+            gates=tuple(gates) if output_gates and gates else None,
+        )
+        if self.config.task == "vision":
+            out.logits = self.head(x.mean(dim=1))  # (B, classes)
+            if labels is not None:
+                out.loss = F.cross_entropy(out.logits, labels)
+            return out
+        if labels is None or output_logits:
+            out.logits = self.decode(x)  # (B, L, vocab)
+        if labels is not None:
+            selected = labels != IGNORE_INDEX  # (B, L)
+            out.masked_logits = self.decode(x[selected])  # (N, vocab): only the predicted positions
+            target = labels[selected]
+            # A batch with nothing to predict has zero loss (not NaN), still connected to the graph.
+            out.loss = F.cross_entropy(out.masked_logits, target) if target.numel() else out.masked_logits.sum() * 0.0
+        return out
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Project hidden states ``(..., d_model)`` onto the vocabulary (tied to the embedding)."""
+        return F.linear(self.head(h), self.embed.token.weight, self.decoder_bias)
+
+    def spatial_weights(self) -> list[Tensor]:
+        """Every layer's effective n x n W, as used in the forward pass (detached copies)."""
+        return [m.matrix().detach().clone() for m in self._spatial_modules()]
+
+    def spatial_biases(self) -> list[Tensor]:
+        """Every layer's per-position bias b (length n)."""
+        return [m.bias.detach().clone() for m in self._spatial_modules()]
+
+    def _spatial_modules(self) -> list[SpatialWeight]:
+        if not self.config.has_spatial_weights:
+            why = "a Transformer mixes tokens with attention" if self.config.arch == "transformer" else "linear gating"
+            raise ValueError(f"this model has no spatial weights W ({why}); use output_attentions=True instead")
+        return [block.sgu.spatial for block in self.blocks]
+
+
+def build_model(config: ModelConfig) -> LensModel:
+    """Build a freshly initialised model for ``config``."""
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"build_model expects a ModelConfig, got {type(config).__name__}")
+    return LensModel(config)

@@ -1,0 +1,60 @@
+"""Analytic model statistics for the scaling plots: parameter counts and forward FLOPs per token."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gmlp_core.models.config import ModelConfig
+
+_EMBEDDING_PREFIXES = ("embed.", "decoder_bias")
+
+
+def count_parameters(cfg_or_model: ModelConfig | nn.Module, non_embedding: bool = False) -> int:
+    """Number of trainable parameters. ``non_embedding`` leaves out token, position and patch
+    embeddings and the vocabulary bias (Kaplan et al.'s N for scaling laws).
+
+    A config is counted on the ``meta`` device, so paper-size presets cost no memory.
+    """
+    if isinstance(cfg_or_model, ModelConfig):
+        from gmlp_core.models.model import build_model
+
+        with torch.device("meta"):
+            model = build_model(cfg_or_model)
+    else:
+        model = cfg_or_model
+    total = 0
+    for name, p in model.named_parameters():
+        if non_embedding and name.startswith(_EMBEDDING_PREFIXES):
+            continue
+        total += p.numel()
+    return total
+
+
+def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
+    """Forward FLOPs per token (2 per multiply-add), counted analytically from the config.
+
+    Counts the matrix multiplies of every block, the token mixing (W over n positions, or
+    attention scores and weighted sums), and, with ``include_head``, the task head applied to every
+    position (MLM) or the pooled classifier (vision, amortised over the patches). Norms,
+    activations and softmax are ignored (a few percent at most).
+    """
+    d, f, n, layers = cfg.d_model, cfg.d_ffn, cfg.seq_len, cfg.n_layers
+    if cfg.arch == "transformer":
+        per_layer = 2 * (3 * d * d + d * d + 2 * d * f)  # QKV, output, FFN
+        per_layer += 2 * 2 * n * d  # Q K^T and A V
+    else:
+        per_layer = 2 * (d * f + cfg.gate_dim * d)  # U and V
+        if cfg.gating != "linear":
+            per_layer += 2 * n * (f // 2 if cfg.gating == "split" else f)  # W over positions
+        if cfg.arch == "amlp":
+            a = cfg.attn_dim
+            per_layer += 2 * (3 * d * a + a * cfg.gate_dim) + 2 * 2 * n * a
+    total = layers * per_layer
+    if cfg.task == "vision":
+        total += 2 * cfg.patch_size**2 * cfg.in_channels * d
+        if include_head:
+            total += (2 * d * cfg.num_classes) // n
+    elif include_head:
+        total += 2 * (d * d + d * cfg.vocab_size)
+    return int(total)
