@@ -19,7 +19,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-
 from gmlp_core.models import LensModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,9 @@ def read_config(directory: str | Path) -> ModelConfig:
     directory = _check_directory(directory)
     path = directory / CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing {CONFIG_NAME}; a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(
+            f"{path}: missing {CONFIG_NAME}; a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -114,7 +115,9 @@ def _check_directory(directory: str | Path) -> Path:
     if not directory.exists():
         raise CheckpointError(f"{directory}: no such checkpoint folder")
     if not directory.is_dir():
-        raise CheckpointError(f"{directory}: a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, not a file")
+        raise CheckpointError(
+            f"{directory}: a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, not a file"
+        )
     return directory
 
 
@@ -150,14 +153,23 @@ def load_state(directory: str | Path, config: ModelConfig | None = None) -> dict
         for k in sorted(set(state) & set(expected))
         if state[k].shape != expected[k].shape
     ]
-    wrong_dtype = [f"{k} ({state[k].dtype})" for k in sorted(set(state) & set(expected)) if state[k].dtype not in FLOAT_DTYPES]
+    wrong_dtype = [
+        f"{k} ({state[k].dtype})" for k in sorted(set(state) & set(expected)) if state[k].dtype not in FLOAT_DTYPES
+    ]
     problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched), ("not a float tensor", wrong_dtype)):
+    for label, items in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape mismatch", mismatched),
+        ("not a float tensor", wrong_dtype),
+    ):
         if items:
             shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
             problems.append(f"{label}: {shown}")
     if problems:
-        raise CheckpointError(f"{path} does not match {directory / CONFIG_NAME} ({config.arch}/{config.task}): " + "; ".join(problems))
+        raise CheckpointError(
+            f"{path} does not match {directory / CONFIG_NAME} ({config.arch}/{config.task}): " + "; ".join(problems)
+        )
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: non-finite values in {', '.join(bad[:5])}")
@@ -204,5 +216,3 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
 def is_checkpoint(directory: str | Path) -> bool:
     """Whether ``directory`` looks like a checkpoint folder (has a config.json)."""
     return (Path(directory) / CONFIG_NAME).is_file()
-
-

@@ -74,11 +74,11 @@ class TinyAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.attn_dim)
         self.proj = nn.Linear(config.attn_dim, config.gate_dim)
 
-    def forward(
-        self, x: Tensor, key_padding_mask: Tensor | None, need_weights: bool
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         q, k, v = self.qkv(x)[:, None].chunk(3, dim=-1)  # each (B, 1, L, attn_dim)
-        out, probs = attention(q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, need_weights=need_weights)
+        out, probs = attention(
+            q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, need_weights=need_weights
+        )
         return self.proj(out[:, 0]), probs  # (B, L, gate_dim), (B, 1, L, L) | None
 
 

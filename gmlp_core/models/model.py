@@ -129,7 +129,9 @@ class LensModel(nn.Module):
             raise ValueError("a vision model needs pixel_values (B, C, H, W)")
         expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
-            raise ValueError(f"pixel_values must be (batch, {', '.join(map(str, expected))}); got {tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"pixel_values must be (batch, {', '.join(map(str, expected))}); got {tuple(pixel_values.shape)}"
+            )
         return self.embed(pixel_values)
 
     def forward(

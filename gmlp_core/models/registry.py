@@ -39,7 +39,9 @@ def register_preset(
     def wrap(factory: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
         if name in _REGISTRY:
             raise ValueError(f"preset {name!r} is registered twice")
-        _REGISTRY[name] = PresetInfo(name, group, description, lambda: factory().replace(name=name), published_params_m, source)
+        _REGISTRY[name] = PresetInfo(
+            name, group, description, lambda: factory().replace(name=name), published_params_m, source
+        )
         return factory
 
     return wrap
@@ -72,7 +74,17 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # ---------------------------------------------------------------------------------------------
 # Tiny: for tests (seconds on a CPU).
 _TINY_MLM = dict(task="mlm", vocab_size=64, seq_len=16, d_model=32, n_layers=2, n_heads=2, attn_dim=16)
-_TINY_VISION = dict(task="vision", image_size=8, patch_size=2, in_channels=1, num_classes=10, d_model=32, n_layers=2, n_heads=2, attn_dim=16)
+_TINY_VISION = dict(
+    task="vision",
+    image_size=8,
+    patch_size=2,
+    in_channels=1,
+    num_classes=10,
+    d_model=32,
+    n_layers=2,
+    n_heads=2,
+    attn_dim=16,
+)
 
 for _arch, _ffn in (("gmlp", 128), ("amlp", 128), ("transformer", 64)):
     for _task, _base in (("mlm", _TINY_MLM), ("vision", _TINY_VISION)):
@@ -85,7 +97,9 @@ for _arch, _ffn in (("gmlp", 128), ("amlp", 128), ("transformer", 64)):
 # gMLP and aMLP get twice the Transformer's depth at similar width, as in the paper's comparisons,
 # which matches non-embedding parameter counts within a few percent.
 _DEMO_MLM = dict(task="mlm", vocab_size=4096, seq_len=64, d_model=128, n_heads=4, attn_dim=32)
-_DEMO_VISION = dict(task="vision", image_size=8, patch_size=1, in_channels=1, num_classes=10, d_model=64, n_heads=4, attn_dim=16)
+_DEMO_VISION = dict(
+    task="vision", image_size=8, patch_size=1, in_channels=1, num_classes=10, d_model=64, n_heads=4, attn_dim=16
+)
 
 
 @register_preset("gmlp-demo-mlm", "demo", "gMLP, 4 layers, d_model 128, n 64: the zoo's MLM gMLP")
@@ -130,41 +144,63 @@ def _gmlp_bench() -> ModelConfig:
 _IMAGENET = dict(task="vision", image_size=224, patch_size=16, in_channels=3, num_classes=1000)
 for _name, _d, _params in (("ti", 128, 5.9), ("s", 256, 19.5), ("b", 512, 73.4)):
     register_preset(
-        f"gmlp-{_name}", "paper", f"gMLP-{_name.upper() if _name != 'ti' else 'Ti'}: ImageNet, 30 layers, d_model {_d}",
-        published_params_m=_params, source="Liu et al. 2021, Table 1 (architecture specifications)",
-    )((lambda d=_d: ModelConfig(arch="gmlp", d_model=d, d_ffn=6 * d, n_layers=30, **_IMAGENET)))
+        f"gmlp-{_name}",
+        "paper",
+        f"gMLP-{_name.upper() if _name != 'ti' else 'Ti'}: ImageNet, 30 layers, d_model {_d}",
+        published_params_m=_params,
+        source="Liu et al. 2021, Table 1 (architecture specifications)",
+    )(lambda d=_d: ModelConfig(arch="gmlp", d_model=d, d_ffn=6 * d, n_layers=30, **_IMAGENET))
 
 # DeiT (ViT with the same trunk; mean pooling instead of a class token).
 for _name, _d, _h, _params in (("ti", 192, 3, None), ("s", 384, 6, 22.0), ("b", 768, 12, 86.0)):
     register_preset(
-        f"deit-{_name}", "paper", f"DeiT-{_name.upper() if _name != 'ti' else 'Ti'}: ViT baseline of the paper's Table 1",
-        published_params_m=_params, source="Touvron et al. 2021 (DeiT), Table 1; DeiT-Ti is printed as 5M, too coarse to check",
+        f"deit-{_name}",
+        "paper",
+        f"DeiT-{_name.upper() if _name != 'ti' else 'Ti'}: ViT baseline of the paper's Table 1",
+        published_params_m=_params,
+        source="Touvron et al. 2021 (DeiT), Table 1; DeiT-Ti is printed as 5M, too coarse to check",
     )((lambda d=_d, h=_h: ModelConfig(arch="transformer", d_model=d, d_ffn=4 * d, n_layers=12, n_heads=h, **_IMAGENET)))
 
 # BERT-setup MLM models (Table 5): vocab 30522, 128 tokens; BERT keeps 512 learned positions.
 _BERT = dict(task="mlm", vocab_size=30522, seq_len=128)
 
 
-@register_preset("gmlp-base", "paper", "gMLP-base MLM: 48 layers, d_model 512, d_ffn 3072", 130.0, "Liu et al. 2021, Table 5")
+@register_preset(
+    "gmlp-base", "paper", "gMLP-base MLM: 48 layers, d_model 512, d_ffn 3072", 130.0, "Liu et al. 2021, Table 5"
+)
 def _gmlp_base() -> ModelConfig:
     return ModelConfig(arch="gmlp", d_model=512, d_ffn=3072, n_layers=48, **_BERT)
 
 
-@register_preset("amlp-base", "paper", "aMLP-base MLM: 36 layers, d_model 512, d_ffn 3072, tiny attention 64", 109.0, "Liu et al. 2021, Table 5")
+@register_preset(
+    "amlp-base",
+    "paper",
+    "aMLP-base MLM: 36 layers, d_model 512, d_ffn 3072, tiny attention 64",
+    109.0,
+    "Liu et al. 2021, Table 5",
+)
 def _amlp_base() -> ModelConfig:
     return ModelConfig(arch="amlp", d_model=512, d_ffn=3072, n_layers=36, attn_dim=64, **_BERT)
 
 
-@register_preset("gmlp-large", "paper", "gMLP-large MLM: 48 layers, d_model 768, d_ffn 6144", 365.0, "Liu et al. 2021, Table 5")
+@register_preset(
+    "gmlp-large", "paper", "gMLP-large MLM: 48 layers, d_model 768, d_ffn 6144", 365.0, "Liu et al. 2021, Table 5"
+)
 def _gmlp_large() -> ModelConfig:
     return ModelConfig(arch="gmlp", d_model=768, d_ffn=6144, n_layers=48, **_BERT)
 
 
 @register_preset("bert-base", "paper", "BERT-base: 12 layers, d_model 768, 12 heads", 110.0, "Liu et al. 2021, Table 5")
 def _bert_base() -> ModelConfig:
-    return ModelConfig(arch="transformer", d_model=768, d_ffn=3072, n_layers=12, n_heads=12, **{**_BERT, "seq_len": 512})
+    return ModelConfig(
+        arch="transformer", d_model=768, d_ffn=3072, n_layers=12, n_heads=12, **{**_BERT, "seq_len": 512}
+    )
 
 
-@register_preset("bert-large", "paper", "BERT-large: 24 layers, d_model 1024, 16 heads", 336.0, "Liu et al. 2021, Table 5")
+@register_preset(
+    "bert-large", "paper", "BERT-large: 24 layers, d_model 1024, 16 heads", 336.0, "Liu et al. 2021, Table 5"
+)
 def _bert_large() -> ModelConfig:
-    return ModelConfig(arch="transformer", d_model=1024, d_ffn=4096, n_layers=24, n_heads=16, **{**_BERT, "seq_len": 512})
+    return ModelConfig(
+        arch="transformer", d_model=1024, d_ffn=4096, n_layers=24, n_heads=16, **{**_BERT, "seq_len": 512}
+    )

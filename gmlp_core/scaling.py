@@ -1,0 +1,240 @@
+"""Scaling sweeps as data: grids of configs, a tidy results table and power-law fits.
+
+A grid is a function returning ``SweepPoint``s (a named config plus a token budget). ``demo`` fits on a
+2-core CPU (gMLP, aMLP and Transformer at 5 sizes each spanning >= 1.5 decades of non-embedding
+parameters, 64 tokens per sequence, a fixed token budget); ``smoke`` is the same shape, tiny, for the
+tests; ``paper`` mirrors the paper's MLM scaling study and is meant for GPUs. A grid can also be
+a JSON file: a list of ``{"name", "preset", "overrides", "tokens"}`` objects.
+
+Results are one row per run with the columns of ``SWEEP_COLUMNS``; ``fit_power_law`` fits
+``L(N) = a * N^-alpha + c`` per architecture and reports alpha with its standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gmlp_core.models import ModelConfig, count_parameters, flops_per_token, preset
+
+log = logging.getLogger(__name__)
+
+SWEEP_COLUMNS = [
+    "arch",
+    "preset",
+    "name",
+    "params",
+    "non_embedding_params",
+    "flops_per_token",
+    "tokens_seen",
+    "val_loss",
+    "val_ppl",
+    "wall_seconds",
+    "device",
+]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of a sweep: a named config trained on ``tokens`` tokens."""
+
+    name: str
+    preset: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    tokens: int = 500_000
+
+    def config(self) -> ModelConfig:
+        return preset(self.preset, **self.overrides)
+
+
+# (d_model, n_layers): gMLP/aMLP get twice the Transformer's depth at the same width, as in the paper.
+_DEMO_SIZES = {
+    "gmlp": [(32, 2), (48, 2), (64, 3), (96, 4), (128, 6)],
+    "amlp": [(24, 2), (32, 2), (64, 3), (96, 4), (128, 6)],
+    "transformer": [(32, 1), (48, 1), (64, 2), (96, 2), (128, 3)],
+}
+
+
+def _size_overrides(arch: str, d: int, layers: int) -> dict[str, Any]:
+    ffn = 4 * d if arch == "transformer" else 6 * d
+    out: dict[str, Any] = {"arch": arch, "d_model": d, "d_ffn": ffn, "n_layers": layers}
+    if arch == "transformer":
+        out["n_heads"] = max(1, d // 32)
+    if arch == "amlp":
+        out["attn_dim"] = 16
+    return out
+
+
+def demo_grid(tokens: int = 600_000, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
+    """The committed CPU sweep: 5 sizes per architecture at a fixed token budget.
+
+    Command: ``python -m gmlp_core sweep --grid demo --out results/sweep_demo.csv``
+    Expected: for every architecture the loss falls with size; fitted alphas are in README.
+    """
+    points = []
+    for arch in archs:
+        for d, layers in _DEMO_SIZES[arch]:
+            points.append(
+                SweepPoint(f"{arch}-d{d}-l{layers}", "gmlp-demo-mlm", _size_overrides(arch, d, layers), tokens)
+            )
+    return points
+
+
+def smoke_grid() -> list[SweepPoint]:
+    """Two tiny sizes per architecture, a few thousand tokens: the shape of ``demo`` in seconds."""
+    points = []
+    for arch in ("gmlp", "transformer"):
+        for d in (16, 32):
+            overrides = _size_overrides(arch, d, 1) | {"seq_len": 16, "vocab_size": 512}
+            points.append(SweepPoint(f"{arch}-d{d}", "gmlp-demo-mlm", overrides, 4096))
+    return points
+
+
+def paper_grid() -> list[SweepPoint]:
+    """The paper's MLM scaling study (BERT setup, 128 tokens; Liu et al. 2021, Table 4): for GPUs.
+
+    Transformer: 6/12/24/48 layers at d_model 512/768/1024/1024... the paper pairs each Transformer
+    with a gMLP of twice the depth; the sizes below follow that pairing at the paper's widths.
+    """
+    pairs = [(6, 512, 2048), (12, 768, 3072), (24, 1024, 4096)]
+    points = []
+    tokens = 125_000 * 256 * 128  # 125k steps, batch 256, 128 tokens (the paper's ablation budget)
+    for layers, d, ffn in pairs:
+        points.append(
+            SweepPoint(
+                f"transformer-l{layers}-d{d}",
+                "bert-base",
+                {"n_layers": layers, "d_model": d, "d_ffn": ffn, "n_heads": d // 64, "seq_len": 128},
+                tokens,
+            )
+        )
+        points.append(
+            SweepPoint(
+                f"gmlp-l{2 * layers}-d{d}", "gmlp-base", {"n_layers": 2 * layers, "d_model": d, "d_ffn": 6 * d}, tokens
+            )
+        )
+    return points
+
+
+GRIDS = {"demo": demo_grid, "smoke": smoke_grid, "paper": paper_grid}
+
+
+def load_grid(name_or_file: str) -> list[SweepPoint]:
+    """A named grid (``demo``, ``smoke``, ``paper``) or a JSON file listing sweep points."""
+    if name_or_file in GRIDS:
+        return GRIDS[name_or_file]()
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise ValueError(f"unknown grid {name_or_file!r}: use one of {sorted(GRIDS)} or a JSON file")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+        points = [SweepPoint(**item) for item in items]
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(
+            f"{path}: expected a JSON list of {{name, preset, overrides, tokens}} objects ({err})"
+        ) from err
+    for p in points:
+        p.config()  # validate early, with the config's own message
+    return points
+
+
+def describe_grid(points: list[SweepPoint]) -> pd.DataFrame:
+    """Sizes of a grid without training: arch, name, params, non-embedding params, FLOPs/token."""
+    rows = []
+    for p in points:
+        cfg = p.config()
+        rows.append(
+            {
+                "arch": cfg.arch,
+                "name": p.name,
+                "params": count_parameters(cfg),
+                "non_embedding_params": count_parameters(cfg, non_embedding=True),
+                "flops_per_token": flops_per_token(cfg),
+                "tokens": p.tokens,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_sweep_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate sweep CSVs (skipping files without the sweep columns), with a ``source`` column."""
+    frames = []
+    for path in paths:
+        try:
+            df = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            log.warning("skipping %s: %s", path, err)
+            continue
+        if not {"arch", "non_embedding_params", "val_loss"} <= set(df.columns):
+            continue
+        frames.append(df.assign(source=str(path)))
+    if not frames:
+        return pd.DataFrame(columns=[*SWEEP_COLUMNS, "source"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _power_law(n: np.ndarray, a: float, alpha: float, c: float) -> np.ndarray:
+    return a * np.power(n, -alpha) + c
+
+
+def fit_power_law(df: pd.DataFrame, x: str = "non_embedding_params", y: str = "val_loss") -> pd.DataFrame:
+    """Fit ``y = a * x^-alpha + c`` per architecture; alpha_err is the standard error from the fit's
+    covariance. With fewer than 4 points (or when the 3-parameter fit does not converge) a pure
+    power law (c = 0, a line in log-log) is fitted instead, and ``form`` says which.
+    """
+    from scipy.optimize import curve_fit
+
+    rows = []
+    for arch, group in df.groupby("arch", sort=True):
+        g = group[[x, y]].dropna().sort_values(x)
+        xs, ys = g[x].to_numpy(float), g[y].to_numpy(float)
+        if len(xs) < 2:
+            continue
+        row: dict[str, Any] = {"arch": arch, "n_points": len(xs), "x": x, "y": y}
+        fitted = False
+        if len(xs) >= 4:
+            try:
+                # Scale x to ~1 for a well-conditioned fit, then undo the scaling in `a`.
+                scale = float(np.exp(np.mean(np.log(xs))))
+                p0 = (float(ys[0] - ys[-1]) + 1e-3, 0.3, float(ys.min()) * 0.8)
+                bounds = ([0.0, 0.0, 0.0], [np.inf, 5.0, float(ys.min())])
+                params, cov = curve_fit(_power_law, xs / scale, ys, p0=p0, bounds=bounds, maxfev=20000)
+                err = np.sqrt(np.clip(np.diag(cov), 0, None))
+                if np.all(np.isfinite(err)):
+                    a, alpha, c = params
+                    row |= {"a": a * scale**alpha, "alpha": alpha, "alpha_err": err[1], "c": c, "form": "a*N^-alpha+c"}
+                    fitted = True
+            except (RuntimeError, ValueError) as e:
+                log.info("3-parameter fit failed for %s (%s); using a pure power law", arch, e)
+        if not fitted:
+            slope, intercept, stderr = _linear_fit(np.log(xs), np.log(ys))
+            row |= {"a": math.exp(intercept), "alpha": -slope, "alpha_err": stderr, "c": 0.0, "form": "a*N^-alpha"}
+        pred = _power_law(xs, row["a"], row["alpha"], row["c"])
+        row["r2"] = 1 - float(np.sum((ys - pred) ** 2) / max(np.sum((ys - ys.mean()) ** 2), 1e-12))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["arch", "a", "alpha", "alpha_err", "c", "form", "r2", "n_points", "x", "y"])
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares line; returns slope, intercept and the slope's standard error."""
+    n = len(x)
+    slope, intercept = np.polyfit(x, y, 1)
+    if n <= 2:
+        return float(slope), float(intercept), float("nan")
+    resid = y - (slope * x + intercept)
+    s2 = float(np.sum(resid**2) / (n - 2))
+    stderr = math.sqrt(s2 / float(np.sum((x - x.mean()) ** 2)))
+    return float(slope), float(intercept), stderr
+
+
+def power_law_curve(fit_row: pd.Series | dict[str, Any], xs: np.ndarray) -> np.ndarray:
+    """Evaluate a row of ``fit_power_law`` at ``xs`` (for plotting the fitted line)."""
+    return _power_law(np.asarray(xs, float), float(fit_row["a"]), float(fit_row["alpha"]), float(fit_row["c"]))

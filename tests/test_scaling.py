@@ -1,0 +1,77 @@
+"""Sweep grids and power-law fits."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gmlp_core.scaling import describe_grid, fit_power_law, load_grid, load_sweep_csvs, power_law_curve
+
+
+def test_demo_grid_spans_one_and_a_half_decades_per_arch() -> None:
+    sizes = describe_grid(load_grid("demo"))
+    for arch, group in sizes.groupby("arch"):
+        assert len(group) >= 5, arch
+        span = math.log10(group.non_embedding_params.max() / group.non_embedding_params.min())
+        assert span >= 1.5, f"{arch} spans only {span:.2f} decades"
+        assert group.tokens.nunique() == 1, "a fixed token budget across sizes"
+    assert set(sizes.arch) >= {"gmlp", "transformer"}
+
+
+def test_smoke_and_paper_grids_build_valid_configs() -> None:
+    assert len(describe_grid(load_grid("smoke"))) == 4
+    paper = describe_grid(load_grid("paper"))
+    assert set(paper.arch) == {"gmlp", "transformer"}
+    assert paper.params.min() > 10e6
+
+
+def test_grid_from_json_file(tmp_path: Path) -> None:
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps([{"name": "a", "preset": "gmlp-tiny-mlm", "overrides": {"d_model": 16}, "tokens": 100}]))
+    points = load_grid(str(path))
+    assert points[0].config().d_model == 16
+    path.write_text(json.dumps([{"name": "a", "preset": "gmlp-tiny-mlm", "overrides": {"d_model": -1}}]))
+    with pytest.raises(ValueError, match="d_model"):
+        load_grid(str(path))
+    with pytest.raises(ValueError, match="unknown grid"):
+        load_grid("nonexistent-grid")
+
+
+def test_fit_recovers_a_known_power_law() -> None:
+    n = np.logspace(4, 6, 6)
+    rows = [{"arch": "gmlp", "non_embedding_params": x, "val_loss": 40 * x**-0.3 + 2.0} for x in n]
+    rows += [{"arch": "transformer", "non_embedding_params": x, "val_loss": 9 * x**-0.2} for x in n[:3]]
+    fit = fit_power_law(pd.DataFrame(rows)).set_index("arch")
+    assert fit.loc["gmlp", "alpha"] == pytest.approx(0.3, rel=1e-3)
+    assert fit.loc["gmlp", "c"] == pytest.approx(2.0, rel=1e-3)
+    assert fit.loc["gmlp", "r2"] > 0.999
+    # Three points: a pure power law in log-log.
+    assert fit.loc["transformer", "form"] == "a*N^-alpha"
+    assert fit.loc["transformer", "alpha"] == pytest.approx(0.2, rel=1e-6)
+    curve = power_law_curve(fit.loc["gmlp"], n)
+    np.testing.assert_allclose(curve, 40 * n**-0.3 + 2.0, rtol=1e-3)
+
+
+def test_fit_reports_uncertainty_for_noisy_data() -> None:
+    rng = np.random.default_rng(0)
+    n = np.logspace(4, 6, 6)
+    df = pd.DataFrame(
+        {"arch": "gmlp", "non_embedding_params": n, "val_loss": 40 * n**-0.3 + 2 + rng.normal(0, 0.01, 6)}
+    )
+    row = fit_power_law(df).iloc[0]
+    assert 0 < row.alpha_err < 1
+    assert abs(row.alpha - 0.3) < 4 * row.alpha_err + 0.05
+
+
+def test_load_sweep_csvs_skips_unrelated_files(tmp_path: Path) -> None:
+    good = tmp_path / "a.csv"
+    pd.DataFrame({"arch": ["gmlp"], "non_embedding_params": [10], "val_loss": [3.0]}).to_csv(good, index=False)
+    (tmp_path / "b.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "c.csv").write_bytes(b"\xff\xfe\x00garbage")
+    df = load_sweep_csvs(sorted(tmp_path.glob("*.csv")))
+    assert len(df) == 1 and df.source.iloc[0] == str(good)
