@@ -1,0 +1,215 @@
+"""Command line: ``python -m gmlp_core {train,eval,presets,convert,zoo,sweep} ...``.
+
+Each subcommand is a (name, help, add_arguments, run) entry in ``SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+# ---- train ----------------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", required=True, help="a preset name (see `presets`)")
+    p.add_argument("--data", default=None, help="embedded | NAME[:CONFIG] (hub) | local file/folder; digits for vision")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1000)")
+    budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the schedule assumes --steps")
+    p.add_argument("--out", default=None, help="output checkpoint folder (default runs/PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state")
+    p.add_argument("--batch-size", type=int, default=32, help="per-process batch (global = processes x this)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--save-every", type=int, default=0, help="save a resumable state every N steps (0: end only)")
+    p.add_argument("--snapshot-every", type=int, default=50, help="W snapshot interval (0: none)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:1")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="stored weights")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _train_run(a: argparse.Namespace) -> int:
+    from gmlp_core.train import TrainConfig, train
+
+    steps = a.steps if a.steps is not None else (10**9 if a.minutes else 1000)
+    cfg = TrainConfig(
+        preset=a.preset,
+        out=a.out or f"runs/{a.preset}",
+        overrides=_overrides(a.set),
+        data=a.data,
+        steps=steps,
+        minutes=a.minutes,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        warmup=a.warmup,
+        weight_decay=a.weight_decay,
+        seed=a.seed,
+        eval_every=a.eval_every,
+        save_every=a.save_every,
+        snapshot_every=a.snapshot_every,
+        device=a.device,
+        resume=a.resume,
+        dtype=a.dtype,
+        progress=not a.no_progress and sys.stderr.isatty(),
+    )
+    result = train(cfg)
+    if result.metrics:
+        print(json.dumps({"checkpoint": str(result.checkpoint), **result.metrics}, indent=2))
+    return 0
+
+
+# ---- eval -----------------------------------------------------------------------------------
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("--data", default=None, help="default: the data the checkpoint was trained on")
+    p.add_argument("--device", default="auto")
+
+
+def _eval_run(a: argparse.Namespace) -> int:
+    from gmlp_core.evaluate import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(a.checkpoint, a.data, a.device), indent=2))
+    return 0
+
+
+# ---- presets --------------------------------------------------------------------------------
+def _presets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--group", default=None, choices=["tiny", "demo", "bench", "paper"])
+
+
+def _presets_run(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gmlp_core.models import count_parameters, list_presets, preset, preset_info
+
+    rows = []
+    for name in list_presets(group=a.group):
+        cfg, info = preset(name), preset_info(name)
+        rows.append(
+            {
+                "preset": name,
+                "group": info.group,
+                "arch": cfg.arch,
+                "task": cfg.task,
+                "layers": cfg.n_layers,
+                "d_model": cfg.d_model,
+                "d_ffn": cfg.d_ffn,
+                "n": cfg.seq_len,
+                "params_M": round(count_parameters(cfg) / 1e6, 3),
+                "paper_M": info.published_params_m,
+            }
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+# ---- convert --------------------------------------------------------------------------------
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pickle", help="YOUR OWN trusted .pt/.bin state dict")
+    p.add_argument("out", help="output checkpoint folder")
+    p.add_argument("--config", required=True, help="config.json describing the model")
+
+
+def _convert_run(a: argparse.Namespace) -> int:
+    import torch
+
+    from gmlp_core import ModelConfig, build_model, save_checkpoint
+
+    cfg = ModelConfig.from_json(Path(a.config).read_text(encoding="utf-8"))
+    # weights_only=True: only tensors and plain containers are unpickled; no code objects run.
+    state = torch.load(a.pickle, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    model = build_model(cfg)
+    model.load_state_dict(state, strict=True)
+    save_checkpoint(model, a.out)
+    print(f"wrote {a.out}")
+    return 0
+
+
+# ---- zoo and sweep --------------------------------------------------------------------------
+def _zoo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=None, help="where to write (default: the repository's checkpoints/)")
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="rebuild only these entries")
+    p.add_argument("--results", default="results", help="where to write ablation.csv")
+
+
+def _zoo_run(a: argparse.Namespace) -> int:
+    from gmlp_core.zoo import DEFAULT_ROOT, build_zoo
+
+    build_zoo(Path(a.root) if a.root else DEFAULT_ROOT, only=a.only, results=Path(a.results))
+    return 0
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", default="demo", help="demo | smoke | paper | a JSON file of sweep points")
+    p.add_argument("--out", default="results/sweep_demo.csv", help="the tidy CSV to write (rows are appended)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workdir", default="runs/sweep", help="where the sweep's checkpoints go")
+
+
+def _sweep_run(a: argparse.Namespace) -> int:
+    from gmlp_core.sweep import run_sweep
+
+    df, fits = run_sweep(a.grid, Path(a.out), device=a.device, workdir=Path(a.workdir))
+    print(df.to_string(index=False))
+    print(fits.to_string(index=False))
+    return 0
+
+
+SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
+    ("train", "train a model (torchrun-aware)", _train_args, _train_run),
+    ("eval", "evaluate a checkpoint, print JSON", _eval_args, _eval_run),
+    ("presets", "list the registered presets", _presets_args, _presets_run),
+    ("convert", "convert your own trusted pickle state dict into a safe checkpoint", _convert_args, _convert_run),
+    ("zoo", "rebuild the demo zoo deterministically", _zoo_args, _zoo_run),
+    ("sweep", "run a scaling sweep and fit power laws", _sweep_args, _sweep_run),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gmlp_core", description="gMLP Lens: train, evaluate, sweep.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add_args, run in SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_args(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("zoo", "sweep") else logging.WARNING)
+    try:
+        return args.run(args)
+    except (ValueError, KeyError, OSError) as err:
+        # Errors a user can cause (bad preset, bad path, corrupt checkpoint): a message, not a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Data: the embedded corpora, the WordPiece tokenizer, MLM masking and image preprocessing."""

@@ -1,0 +1,28 @@
+"""Evaluate a checkpoint: validation perplexity (MLM) or accuracy (vision), as a dict.
+
+Uses the checkpoint's own tokenizer and the same deterministic validation batches as training, so
+it reproduces the number that training stored in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
+from gmlp_core.train.data import build_task_data
+
+
+def evaluate_checkpoint(path: str | Path, data: str | None = None, device: str = "auto") -> dict[str, Any]:
+    """Validation metrics of the checkpoint at ``path`` on ``data`` (default: the data it was trained on)."""
+    model = load_checkpoint(path, device=device)
+    cfg = model.config
+    spec = data or cfg.extra.get("data")
+    tokenizer = None
+    if cfg.task == "mlm":
+        tokenizer = load_tokenizer(path)
+        if tokenizer is None:
+            raise CheckpointError(f"{Path(path) / 'tokenizer.json'}: an MLM checkpoint needs its tokenizer to evaluate")
+    task_data, _ = build_task_data(cfg, spec, batch_size=32, seed=0, tokenizer=tokenizer)
+    metrics = task_data.evaluate(model)
+    return {"checkpoint": str(path), "data": task_data.name, **metrics}

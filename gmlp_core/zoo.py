@@ -1,0 +1,189 @@
+"""The demo zoo: small checkpoints trained by this repository's own code on data that ships here.
+
+``python -m gmlp_core zoo`` rebuilds every entry into ``checkpoints/`` (``--only NAME`` rebuilds one)
+deterministically: same seed, same steps, same numbers on the same machine. Entries:
+
+- MLM on the embedded text (Python's own documentation): gMLP, aMLP and a Transformer at matched
+  non-embedding parameter counts and equal budget (the paper's comparison at demo scale), plus the
+  gating ablation (linear, additive, multiplicative; split is the gMLP entry itself).
+- Vision on scikit-learn's bundled 8x8 digits, one pixel per patch, so each row of W maps onto the
+  8x8 grid: gMLP, aMLP and a ViT-style Transformer.
+
+Weights are stored in float16 and the stored validation metric is measured on those stored weights,
+so ``python -m gmlp_core eval checkpoints/NAME`` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    preset: str
+    description: str
+    steps: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: str = "embedded"
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+
+
+_MLM_STEPS = 2000
+_VISION_STEPS = 600
+ZOO_THREADS = 2  # fixed, so a rebuild on this machine reproduces the numbers bit for bit
+
+ZOO: tuple[ZooEntry, ...] = (
+    ZooEntry("mlm-gmlp", "gmlp-demo-mlm", "gMLP (split gating), the paper's model", _MLM_STEPS),
+    ZooEntry("mlm-amlp", "amlp-demo-mlm", "aMLP: gMLP + tiny single-head attention", _MLM_STEPS),
+    ZooEntry("mlm-transformer", "transformer-demo-mlm", "Transformer (BERT-style) baseline", _MLM_STEPS, lr=1e-3),
+    ZooEntry(
+        "mlm-gmlp-linear", "gmlp-demo-mlm", "ablation: s(Z) = Z (no token mixing)", _MLM_STEPS, {"gating": "linear"}
+    ),
+    ZooEntry(
+        "mlm-gmlp-additive", "gmlp-demo-mlm", "ablation: s(Z) = Z + (W LN(Z) + b)", _MLM_STEPS, {"gating": "additive"}
+    ),
+    ZooEntry(
+        "mlm-gmlp-multiplicative",
+        "gmlp-demo-mlm",
+        "ablation: s(Z) = Z * (W LN(Z) + b)",
+        _MLM_STEPS,
+        {"gating": "multiplicative"},
+    ),
+    ZooEntry("vision-gmlp", "gmlp-demo-vision", "gMLP on 8x8 digits", _VISION_STEPS, data="digits", batch_size=64),
+    ZooEntry("vision-amlp", "amlp-demo-vision", "aMLP on 8x8 digits", _VISION_STEPS, data="digits", batch_size=64),
+    ZooEntry(
+        "vision-transformer",
+        "transformer-demo-vision",
+        "ViT-style Transformer on 8x8 digits",
+        _VISION_STEPS,
+        data="digits",
+        batch_size=64,
+        lr=1e-3,
+    ),
+)
+
+# The ablation entries and the variant each one is.
+ABLATION_ENTRIES = {
+    "mlm-transformer": "transformer",
+    "mlm-gmlp-linear": "linear",
+    "mlm-gmlp-additive": "additive",
+    "mlm-gmlp-multiplicative": "multiplicative",
+    "mlm-gmlp": "split",
+}
+# The paper's MLM ablation, best (1) to worst: multiplicative split gating matches the Transformer,
+# and each simpler gating does worse (Liu et al. 2021, Section 4, ablation table).
+PAPER_ABLATION_RANK = {"transformer": 1, "split": 2, "multiplicative": 3, "additive": 4, "linear": 5}
+PAPER_ABLATION_NAME = {
+    "transformer": "BERT-base (ablation)",
+    "split": "gMLP, multiplicative split gating",
+    "multiplicative": "gMLP, multiplicative gating",
+    "additive": "gMLP, additive gating",
+    "linear": "gMLP, linear (no gating)",
+}
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    for entry in ZOO:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"unknown zoo entry {name!r}; entries: {', '.join(e.name for e in ZOO)}")
+
+
+def entry_config(entry: ZooEntry, root: Path) -> Any:
+    """The ``TrainConfig`` that builds ``entry`` under ``root``."""
+    from gmlp_core.train import TrainConfig
+
+    return TrainConfig(
+        preset=entry.preset,
+        out=str(root / entry.name),
+        overrides=dict(entry.overrides),
+        data=entry.data,
+        steps=entry.steps,
+        batch_size=entry.batch_size,
+        lr=entry.lr,
+        warmup=100,
+        seed=entry.seed,
+        eval_every=max(1, entry.steps // 20),
+        snapshot_every=max(1, entry.steps // 40),
+        device="cpu",
+        dtype="float16",
+        progress=sys.stderr.isatty(),
+        threads=ZOO_THREADS,
+    )
+
+
+def build_zoo(
+    root: Path = DEFAULT_ROOT, only: list[str] | None = None, results: Path | None = Path("results")
+) -> pd.DataFrame:
+    """Train every zoo entry (or those in ``only``) into ``root/NAME``; returns one row per entry."""
+    from gmlp_core.train import train
+
+    entries = [zoo_entry(n) for n in only] if only else list(ZOO)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, entry in enumerate(entries, 1):
+        log.info("[%d/%d] building %s: %s", i, len(entries), entry.name, entry.description)
+        start = time.perf_counter()
+        result = train(entry_config(entry, root))
+        rows.append({"name": entry.name, "seconds": round(time.perf_counter() - start, 1), **result.metrics})
+    if results is not None:
+        table = ablation_table(root)
+        if not table.empty:
+            results.mkdir(parents=True, exist_ok=True)
+            table.to_csv(results / "ablation.csv", index=False)
+    return pd.DataFrame(rows)
+
+
+def ablation_table(root: Path = DEFAULT_ROOT) -> pd.DataFrame:
+    """Validation perplexity per gating variant and the Transformer at equal budget, with the
+    paper's ordering of the same variants (Liu et al. 2021, MLM ablation) beside ours."""
+    from gmlp_core.checkpoints import load_metrics, read_config
+    from gmlp_core.models import count_parameters
+    from gmlp_core.reference import paper_ablation
+
+    paper = paper_ablation().set_index("model") if not paper_ablation().empty else None
+    rows = []
+    for name, variant in ABLATION_ENTRIES.items():
+        folder = root / name
+        if not (folder / "metrics.json").is_file():
+            continue
+        cfg = read_config(folder)
+        metrics = load_metrics(folder)
+        rows.append(
+            {
+                "variant": variant,
+                "checkpoint": name,
+                "arch": cfg.arch,
+                "gating": cfg.gating if cfg.arch != "transformer" else "",
+                "params": count_parameters(cfg),
+                "non_embedding_params": count_parameters(cfg, non_embedding=True),
+                "steps": metrics.get("steps"),
+                "val_ppl": metrics.get("val_ppl"),
+                "val_accuracy": metrics.get("val_accuracy"),
+                "paper_rank": PAPER_ABLATION_RANK[variant],
+                "paper_ppl": (
+                    paper.loc[PAPER_ABLATION_NAME[variant], "value"]
+                    if paper is not None and PAPER_ABLATION_NAME[variant] in paper.index
+                    else None
+                ),
+            }
+        )
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["our_rank"] = df["val_ppl"].rank(method="min").astype(int)
+        df = df.sort_values("paper_rank").reset_index(drop=True)
+    return df
