@@ -143,7 +143,12 @@ def _convert_run(a: argparse.Namespace) -> int:
 
     cfg = ModelConfig.from_json(Path(a.config).read_text(encoding="utf-8"))
     # weights_only=True: only tensors and plain containers are unpickled; no code objects run.
-    state = torch.load(a.pickle, map_location="cpu", weights_only=True)
+    import pickle
+
+    try:
+        state = torch.load(a.pickle, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{a.pickle}: refused: it holds more than tensors, so it is not loaded ({err})") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     model = build_model(cfg)

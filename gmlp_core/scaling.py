@@ -73,7 +73,7 @@ def _size_overrides(arch: str, d: int, layers: int) -> dict[str, Any]:
     return out
 
 
-def demo_grid(tokens: int = 600_000, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
+def demo_grid(tokens: int = 1_500_000, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
     """The committed CPU sweep: 5 sizes per architecture at a fixed token budget.
 
     Command: ``python -m gmlp_core sweep --grid demo --out results/sweep_demo.csv``
