@@ -1,0 +1,178 @@
+"""The zoo table: every checkpoint folder under the root, loadable or not, with the reason when not.
+
+Plain functions (no streamlit) so the tests can call them; ``dashboard.loaders`` caches them. A broken
+checkpoint (corrupt or truncated weights, shapes that do not match the config, a missing or invalid
+config, an unknown arch, a pickle instead of safetensors) becomes a row with ``status == "broken"``
+and the loader's message, so the rest of the app keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dashboard.paths import display_path, is_within
+from gmlp_core.checkpoints import (
+    CONFIG_NAME,
+    PICKLE_SUFFIXES,
+    WEIGHTS_NAME,
+    load_metrics,
+    load_state,
+    load_tokenizer,
+    read_config,
+)
+from gmlp_core.models import count_parameters
+
+log = logging.getLogger(__name__)
+
+SKIP_DIRS = {"trainer_state", "__pycache__", "node_modules"}
+MAX_DEPTH = 3
+ZOO_COLUMNS = [
+    "name",
+    "arch",
+    "task",
+    "params",
+    "non_embedding_params",
+    "layers",
+    "d_model",
+    "d_ffn",
+    "n",
+    "gating",
+    "data",
+    "steps",
+    "val_ppl",
+    "val_accuracy",
+    "status",
+    "error",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A folder (or a pickle file) under the root that looks like a checkpoint."""
+
+    name: str  # relative to the root, "/"-separated
+    path: Path
+    refused: str | None = None  # why it is not read at all (a link leaving the root)
+
+
+def _looks_like_checkpoint(names: set[str]) -> bool:
+    return CONFIG_NAME in names or WEIGHTS_NAME in names or any(n.lower().endswith(PICKLE_SUFFIXES) for n in names)
+
+
+def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
+    """Checkpoint folders under ``root`` (up to ``max_depth`` levels), sorted by name.
+
+    A symlink whose target is outside ``root`` is listed as refused and never opened.
+    """
+    root = Path(root).resolve()
+    found: list[Candidate] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:
+            log.warning("cannot list %s: %s", folder, err)
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in SKIP_DIRS:
+                continue
+            path = Path(entry.path)
+            name = display_path(path, root)
+            if entry.is_symlink() and not is_within(path, root):
+                found.append(Candidate(name, path, refused=f"{name} is a link that leads outside the root; not opened"))
+                continue
+            if entry.is_file() and entry.name.lower().endswith(PICKLE_SUFFIXES) and folder == root:
+                found.append(Candidate(name, path))
+                continue
+            if not entry.is_dir():
+                continue
+            try:
+                names = {e.name for e in os.scandir(path)}
+            except OSError as err:
+                found.append(Candidate(name, path, refused=f"{name}: cannot be listed ({err})"))
+                continue
+            if _looks_like_checkpoint(names):
+                found.append(Candidate(name, path))
+            elif depth < max_depth:
+                walk(path, depth + 1)
+
+    if root.is_dir():
+        walk(root, 1)
+    return sorted(found, key=lambda c: c.name)
+
+
+def signature(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(file, size, mtime) of everything in a checkpoint folder: a cache key that changes on rewrite."""
+    path = Path(path)
+    if path.is_file():
+        st = path.stat()
+        return ((path.name, st.st_size, st.st_mtime_ns),)
+    out = []
+    try:
+        for entry in os.scandir(path):
+            if entry.is_file():
+                st = entry.stat()
+                out.append((entry.name, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(out))
+
+
+def inspect_checkpoint(candidate: Candidate) -> dict[str, Any]:
+    """One zoo-table row: the config summary and metrics when the checkpoint loads, else the error."""
+    row: dict[str, Any] = {c: None for c in ZOO_COLUMNS} | {"name": candidate.name, "path": str(candidate.path)}
+    if candidate.refused:
+        return row | {"status": "refused", "error": candidate.refused}
+    try:
+        cfg = read_config(candidate.path)
+        row |= {
+            "arch": cfg.arch,
+            "task": cfg.task,
+            "layers": cfg.n_layers,
+            "d_model": cfg.d_model,
+            "d_ffn": cfg.d_ffn,
+            "n": cfg.seq_len,
+            "gating": cfg.gating if cfg.arch != "transformer" else "attention",
+            "params": count_parameters(cfg),
+            "non_embedding_params": count_parameters(cfg, non_embedding=True),
+            "data": cfg.extra.get("data"),
+        }
+        load_state(candidate.path, cfg)  # validates every tensor against the config
+        if cfg.task == "mlm":
+            tok = load_tokenizer(candidate.path)
+            if tok is None:
+                raise ValueError(f"{candidate.name}: an MLM checkpoint needs tokenizer.json next to its weights")
+            if tok.get_vocab_size() > cfg.vocab_size:
+                raise ValueError(
+                    f"{candidate.name}: tokenizer.json has {tok.get_vocab_size()} tokens but the model only "
+                    f"{cfg.vocab_size}: they do not belong together"
+                )
+        metrics = load_metrics(candidate.path)
+    except Exception as err:  # any failure is shown in the table; the app keeps serving the rest
+        log.info("broken checkpoint %s: %s", candidate.path, err)
+        message = (str(err) or type(err).__name__).replace(str(candidate.path), candidate.name)
+        return row | {"status": "broken", "error": message}
+    row |= {
+        "data": metrics.get("data") or row["data"],
+        "steps": metrics.get("steps"),
+        "val_ppl": metrics.get("val_ppl") if cfg.task == "mlm" else None,
+        "val_accuracy": metrics.get("val_accuracy"),
+        "status": "ok",
+        "error": "",
+    }
+    return row
+
+
+def zoo_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a table with a fixed column order (ok checkpoints first, then by name)."""
+    df = pd.DataFrame(rows, columns=[*ZOO_COLUMNS, "path"])
+    if df.empty:
+        return df
+    df["_order"] = (df["status"] != "ok").astype(int)
+    return df.sort_values(["_order", "name"]).drop(columns="_order").reset_index(drop=True)

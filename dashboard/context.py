@@ -1,0 +1,129 @@
+"""What every page shares: the root, the zoo table and the models picked for comparison.
+
+``setup()`` runs once per script run from ``app.py`` and draws the sidebar; pages call ``current()``.
+The selection lives in session state (it survives page changes) and in the URL query string
+(``?models=a,b&folder=sub``), so any view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import loaders
+from dashboard.catalog import zoo_frame
+from dashboard.paths import PathRefused, configured_root, resolve_within
+
+# The zoo's main comparison, selected when the URL names no models.
+DEFAULT_MODELS = ("mlm-gmlp", "mlm-amlp", "mlm-transformer", "vision-gmlp", "vision-amlp", "vision-transformer")
+MAX_DEFAULT = 6
+_KEY = "lens_context"
+
+
+@dataclass
+class Lens:
+    """The shared state of one run: where checkpoints are read from, what is there, what is picked."""
+
+    root: Path
+    folder: Path
+    zoo: pd.DataFrame
+    selected: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+    def rows(self, task: str | None = None, selected_only: bool = True, arch: str | None = None) -> pd.DataFrame:
+        """Loadable checkpoints (those picked in the sidebar unless ``selected_only=False``)."""
+        if self.zoo.empty:
+            return self.zoo
+        df = self.zoo[self.zoo["status"] == "ok"]
+        if selected_only:
+            df = df[df["name"].isin(self.selected)]
+            df = df.set_index("name").loc[[n for n in self.selected if n in set(df["name"])]].reset_index()
+        if task is not None:
+            df = df[df["task"] == task]
+        if arch is not None:
+            df = df[df["arch"] == arch]
+        return df.reset_index(drop=True)
+
+    def names(self, task: str | None = None, selected_only: bool = True) -> list[str]:
+        return self.rows(task, selected_only)["name"].tolist() if not self.zoo.empty else []
+
+    def load(self, name: str) -> loaders.Loaded:
+        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")]
+        if row.empty:
+            raise KeyError(f"no loadable checkpoint named {name!r} under {self.folder}")
+        return loaders.load(name, row.iloc[0]["path"])
+
+
+def _default_selection(ok: list[str]) -> list[str]:
+    preferred = [n for n in DEFAULT_MODELS if n in ok]
+    return preferred or ok[:MAX_DEFAULT]
+
+
+def _url_list(key: str) -> list[str]:
+    values = st.query_params.get_all(key)
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def setup(argv: Sequence[str]) -> Lens:
+    """Draw the sidebar (root, sub-folder, model picker, device) and remember the result for the pages."""
+    root = configured_root(argv)
+    sb = st.sidebar
+    if "folder" not in st.session_state:
+        st.session_state["folder"] = (_url_list("folder") or [""])[0]
+    sb.text_input(
+        "Checkpoint sub-folder",
+        key="folder",
+        help=f"A folder inside the checkpoint root {root}. Start the app with `-- --root DIR` to change the root.",
+    )
+    try:
+        folder = resolve_within(root, st.session_state["folder"])
+        if not folder.is_dir():
+            raise PathRefused(f"{st.session_state['folder']!r} is not a folder under {root}")
+    except PathRefused as err:
+        sb.error(f"{err}. Showing the root instead.")
+        folder = root
+    zoo = loaders.zoo_table(folder) if folder.is_dir() else zoo_frame([])
+    ok = zoo.loc[zoo["status"] == "ok", "name"].tolist() if not zoo.empty else []
+
+    if "models" not in st.session_state:
+        st.session_state["models"] = [n for n in _url_list("models") if n in ok] or _default_selection(ok)
+    else:
+        st.session_state["models"] = [n for n in st.session_state["models"] if n in ok]
+    sb.multiselect("Models to compare", ok, key="models", help="Kept across pages and in the page's link.")
+    selected = list(st.session_state["models"])
+
+    st.query_params["models"] = ",".join(selected)
+    if st.session_state["folder"].strip():
+        st.query_params["folder"] = st.session_state["folder"].strip()
+    elif "folder" in st.query_params:
+        del st.query_params["folder"]
+
+    device = loaders.device_name()
+    broken = int((zoo["status"] != "ok").sum()) if not zoo.empty else 0
+    sb.caption(
+        f"Root: `{folder}`  \n{len(ok)} checkpoints"
+        + (f", {broken} unreadable (see Overview)" if broken else "")
+        + f"  \nModels run on **{device}**"
+    )
+    lens = Lens(root=root, folder=folder, zoo=zoo, selected=selected, device=device)
+    st.session_state[_KEY] = lens
+    return lens
+
+
+def set_selection(names: list[str]) -> None:
+    """Callback for buttons that pick a set of models (runs before the sidebar widget is drawn)."""
+    st.session_state["models"] = list(names)
+
+
+def current() -> Lens:
+    """The context built by ``setup()`` in this run (pages are only run through ``app.py``)."""
+    lens = st.session_state.get(_KEY)
+    if lens is None:
+        st.error("Start the dashboard with `streamlit run dashboard/app.py`; pages do not run on their own.")
+        st.stop()
+    return lens

@@ -1,0 +1,147 @@
+"""Choosing an image for the vision models: a validation digit, an uploaded file, or one drawn on an 8x8 grid.
+
+Whatever the source, the result is converted per model with ``gmlp_core.data.images.to_pixel_values``
+(the digits convention: white strokes on black, values in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from dashboard import loaders
+from gmlp_core.data.images import BadImage, load_image, to_pixel_values
+from gmlp_core.models import ModelConfig
+
+GRID = 8
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+SOURCES = ["Validation digit", "Upload an image", "Draw a digit"]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The chosen image: a PIL image or an (H, W) array in [0, 1], and its true label when known."""
+
+    image: Image.Image | np.ndarray
+    caption: str
+    label: int | None = None
+
+    def pixels_for(self, config: ModelConfig):  # noqa: ANN201 - torch.Tensor
+        """``(1, C, H, W)`` pixel values for a vision model with ``config``."""
+        return to_pixel_values(self.image, config)
+
+    def preview(self) -> np.ndarray:
+        """A grayscale (8, 8) array in [0, 1], as the digit models see it."""
+        preview_cfg = ModelConfig(task="vision", image_size=GRID, patch_size=1, in_channels=1, num_classes=10)
+        return to_pixel_values(self.image, preview_cfg)[0, 0].numpy()
+
+
+def pick_image(key: str) -> ImageInput | None:
+    """Draw the image picker; returns the chosen image, or None (with a message shown) when there is none."""
+    source = st.segmented_control("Image", SOURCES, default=SOURCES[0], key=f"{key}-source") or SOURCES[0]
+    if source == SOURCES[0]:
+        x, y = loaders.digits_validation()
+        index = st.number_input(
+            f"Validation digit (0 to {len(x) - 1})", 0, len(x) - 1, value=0, step=1, key=f"{key}-index"
+        )
+        return ImageInput(
+            x[int(index), 0], f"validation digit #{int(index)} (label {int(y[int(index)])})", int(y[int(index)])
+        )
+    if source == SOURCES[1]:
+        upload = st.file_uploader(
+            "An image file (PNG, JPEG, ...): dark-on-light drawings are inverted to the digits' white-on-black",
+            type=UPLOAD_TYPES,
+            key=f"{key}-upload",
+        )
+        if upload is None:
+            st.info("Upload an image to classify it.")
+            return None
+        try:
+            image = load_image(upload.getvalue())
+        except BadImage as err:
+            st.error(f"{upload.name}: {err}")
+            return None
+        return ImageInput(image, f"{upload.name} ({image.width} x {image.height}, {image.mode})")
+    return ImageInput(draw_grid(key), "your drawing")
+
+
+def _canvas_figure(grid: np.ndarray) -> go.Figure:
+    ys, xs = np.mgrid[0:GRID, 0:GRID]
+    fig = go.Figure(
+        go.Scatter(
+            x=xs.ravel(),
+            y=ys.ravel(),
+            mode="markers",
+            marker=dict(
+                symbol="square",
+                size=34,
+                color=grid.ravel(),
+                colorscale="gray",
+                cmin=0,
+                cmax=1,
+                line=dict(color="#666", width=1),
+            ),
+            hovertemplate="row %{y}, column %{x}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[-0.6, GRID - 0.4], showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+    fig.update_yaxes(
+        range=[GRID - 0.4, -0.6], showticklabels=False, showgrid=False, zeroline=False, fixedrange=True, scaleanchor="x"
+    )
+    fig.update_layout(
+        height=360,
+        width=360,
+        margin=dict(l=5, r=5, t=5, b=5),
+        dragmode="select",
+        plot_bgcolor="#333",
+        clickmode="event+select",
+    )
+    return fig
+
+
+def draw_grid(key: str) -> np.ndarray:
+    """An 8x8 drawing grid: click a cell, or drag a box / lasso over cells, to paint them with the brush."""
+    state_key, applied_key = f"{key}-grid", f"{key}-grid-applied"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = np.zeros((GRID, GRID), dtype=np.float32)
+    grid = st.session_state[state_key]
+    left, right = st.columns([3, 2])
+    with right:
+        brush = st.radio("Brush", ["ink", "half ink", "eraser"], horizontal=True, key=f"{key}-brush")
+        start = st.selectbox("Start from", ["blank"] + [f"digit {d}" for d in range(10)], key=f"{key}-start")
+        if st.button("Reset the grid", key=f"{key}-reset"):
+            grid = _starting_grid(start)
+            st.session_state[state_key] = grid
+            st.session_state[applied_key] = None
+        st.caption("Click a cell to paint it; drag a box (or switch to lasso in the chart's toolbar) to paint many.")
+    with left:
+        event = st.plotly_chart(
+            _canvas_figure(grid),
+            key=f"{key}-canvas",
+            on_select="rerun",
+            selection_mode=("points", "box", "lasso"),
+            theme=None,
+        )
+    points = tuple(sorted((int(p["x"]), int(p["y"])) for p in (event.selection.points if event else [])))
+    # A selection persists across reruns: paint it once, not on every rerun.
+    if points and points != st.session_state.get(applied_key):
+        value = {"ink": 1.0, "half ink": 0.5, "eraser": 0.0}[brush]
+        grid = grid.copy()
+        for x, y in points:
+            grid[y, x] = value
+        st.session_state[state_key] = grid
+        st.session_state[applied_key] = points
+        st.rerun()
+    return grid
+
+
+def _starting_grid(start: str) -> np.ndarray:
+    if start == "blank":
+        return np.zeros((GRID, GRID), dtype=np.float32)
+    digit = int(start.split()[-1])
+    x, y = loaders.digits_validation()
+    return x[int(np.flatnonzero(y == digit)[0]), 0].astype(np.float32).copy()

@@ -1,0 +1,101 @@
+"""Live inference panels: fill-mask for MLM models and digit classification for vision models."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, widgets
+from dashboard.context import Lens
+from dashboard.image_input import ImageInput
+from dashboard.style import ARCH_COLORS, arch_label
+from gmlp_core.inference import classify_image, fill_mask
+
+EXAMPLES = [
+    "The [MASK] statement is used to leave a loop early.",
+    "An exception is [MASK] when an error occurs.",
+    "Strings are immutable [MASK] of characters.",
+    "The value of the [MASK] is returned by the function.",
+    "A class may define [MASK] methods, and the [MASK] of an instance is looked up in its class.",
+    "If the file does not exist, an [MASK] is raised.",
+    (
+        "The import system is complicated: modules are found by finders, loaded by loaders, cached in a "
+        "dictionary, and executed in a fresh namespace, and packages add a search path of their own for the "
+        "submodules they contain, which may be spread over several directories, and only at the very end of "
+        "this long sentence does the [MASK] appear."
+    ),
+]
+MAX_CHARS = 20_000
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")
+
+
+def top_line(group: pd.DataFrame) -> str:
+    """ "tok (12.3%), tok (4.5%), ...": one [MASK]'s top-k as plain text, best first."""
+    ranked = group.sort_values("rank")
+    return ", ".join(f"{t} ({p:.1%})" for t, p in zip(ranked["token"], ranked["probability"], strict=True))
+
+
+def _escape(text: str) -> str:
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.DataFrame:
+    """One column per MLM model with its top-k per [MASK] and latency; returns every prediction as a table."""
+    if len(text) > MAX_CHARS:
+        st.warning(f"The text has {len(text):,} characters; only the first {MAX_CHARS:,} are read.")
+        text = text[:MAX_CHARS]
+    tables = []
+    for col, name in zip(widgets.columns_for(len(names)), names, strict=False):
+        with col, widgets.guard(name):
+            loaded = lens.load(name)
+            result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
+            st.subheader(f"{name}")
+            st.caption(f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms")
+            _length_notice(result, loaded.config.seq_len)
+            table = result.table
+            for mask_index, group in table.groupby("mask_index", sort=True):
+                position = int(group["position"].iloc[0])
+                fig = plots.probabilities(
+                    group,
+                    "token",
+                    title=f"[MASK] #{mask_index + 1} (position {position})",
+                    color=ARCH_COLORS.get(loaded.config.arch),
+                )
+                widgets.chart(fig, key=f"fill-{name}-{mask_index}")
+                st.caption(_escape(f"{name} · [MASK] #{mask_index + 1} top {len(group)}: {top_line(group)}"))
+            tables.append(table.assign(model=name, arch=loaded.config.arch, latency_ms=result.latency_ms))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _length_notice(result, seq_len: int) -> None:  # noqa: ANN001 - FillMaskResult
+    if result.truncated:
+        st.warning(
+            f"Truncated: the text has {result.n_total} word pieces, the model reads the first {seq_len}. "
+            "A [MASK] beyond that is not predicted."
+        )
+    elif result.n_real < seq_len:
+        st.caption(f"{result.n_real} word pieces, padded with {seq_len - result.n_real} [PAD] to n = {seq_len}.")
+
+
+def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataFrame:
+    """One column per vision model with its class probabilities; returns them all as a table."""
+    tables = []
+    for col, name in zip(widgets.columns_for(len(names)), names, strict=False):
+        with col, widgets.guard(name):
+            loaded = lens.load(name)
+            pixels = image.pixels_for(loaded.config)
+            result = classify_image(loaded.model, pixels)
+            st.subheader(name)
+            verdict = ""
+            if image.label is not None:
+                verdict = " ✓" if result.predicted == image.label else f" ✗ (true {image.label})"
+            st.metric("Prediction", f"{result.predicted}{verdict}", help=f"{result.latency_ms:.1f} ms")
+            st.caption(f"{arch_label(loaded.config.arch)} · {result.latency_ms:.1f} ms")
+            fig = plots.probabilities(
+                result.table.head(5), "class", title="Top 5 classes", color=ARCH_COLORS.get(loaded.config.arch)
+            )
+            widgets.chart(fig, key=f"classify-{name}")
+            tables.append(result.table.assign(model=name, arch=loaded.config.arch, latency_ms=result.latency_ms))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -1,0 +1,129 @@
+"""W versus attention: one input through a Transformer, an aMLP and a gMLP, mixing maps side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, widgets
+from dashboard.analysis_view import MixingData, mixing
+from dashboard.context import Lens
+from dashboard.image_input import ImageInput
+from dashboard.style import arch_label
+from gmlp_core.data.tokenizer import encode_for_model
+
+ARCH_ORDER = ("transformer", "amlp", "gmlp")
+DEFAULT_TEXT = "the value of the expression is returned by the function when the call ends ."
+MAX_CHARS = 2_000
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One model's view of the input: token labels (None for images) and what to feed it."""
+
+    name: str
+    arch: str
+    labels: list[str] | None
+    n_show: int  # positions shown (real tokens; all patches for images)
+    ids: tuple[int, ...] | None = None
+    pixels: np.ndarray | None = None
+
+
+def pick_models(lens: Lens, task: str) -> dict[str, str]:
+    """One picked model per architecture for ``task`` (a selectbox when several are picked)."""
+    rows = lens.rows(task)
+    chosen = {}
+    cols = st.columns(len(ARCH_ORDER))
+    for col, arch in zip(cols, ARCH_ORDER, strict=True):
+        names = rows.loc[rows["arch"] == arch, "name"].tolist() if not rows.empty else []
+        if arch == "gmlp":
+            names = [n for n in names if rows.set_index("name").loc[n, "gating"] != "linear"]
+        if not names:
+            col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
+            continue
+        chosen[arch] = col.selectbox(arch_label(arch), names, key=f"wva-{task}-{arch}")
+    return chosen
+
+
+def prepare_text(lens: Lens, chosen: dict[str, str], text: str) -> list[Prepared]:
+    """Encode ``text`` for each model: gMLP and aMLP need exactly n tokens (padded), the Transformer gets the real ones."""
+    out = []
+    for arch, name in chosen.items():
+        loaded = lens.load(name)
+        enc = encode_for_model(loaded.tokenizer, text[:MAX_CHARS], loaded.config.seq_len)
+        if enc.n_real == 0:
+            continue
+        ids = enc.input_ids if arch != "transformer" else enc.input_ids[: enc.n_real]
+        out.append(Prepared(name, arch, enc.tokens, enc.n_real, ids=tuple(ids)))
+    return out
+
+
+def prepare_image(lens: Lens, chosen: dict[str, str], image: ImageInput) -> list[Prepared]:
+    out = []
+    for arch, name in chosen.items():
+        cfg = lens.load(name).config
+        pixels = image.pixels_for(cfg).numpy()
+        out.append(Prepared(name, arch, None, cfg.seq_len, pixels=pixels))
+    return out
+
+
+def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingData]:
+    rows = lens.rows(selected_only=False).set_index("name")
+    return {p.name: mixing(p.name, rows.loc[p.name, "path"], p.ids, p.pixels) for p in prepared}
+
+
+def _crop(m: np.ndarray, k: int) -> np.ndarray:
+    return m[:k, :k] if m.ndim == 2 else m[..., :k, :k]
+
+
+def show_model(p: Prepared, data: MixingData, layer: int) -> None:
+    """The architecture's own token mixing at ``layer``: attention heads, tiny attention + W, or W + gate."""
+    k, labels = p.n_show, p.labels
+    n_layers = max(len(data.attentions), len(data.weights))
+    layer = min(layer, n_layers - 1)
+    st.markdown(f"**{arch_label(p.arch)}** · {p.name} · layer {layer}")
+    if p.arch == "transformer":
+        heads = data.attentions[layer]
+        fig = plots.matrix_grid(
+            [_crop(h, k) for h in heads],
+            [f"head {i}" for i in range(len(heads))],
+            labels,
+            cols=2,
+            value="attention",
+            diverging=False,
+            panel_height=260,
+        )
+        widgets.chart(fig, key=f"wva-attn-{p.name}")
+        st.caption("Attention: recomputed for every input. Rows sum to one.")
+    elif p.arch == "amlp":
+        panels = [_crop(data.attentions[layer][0], k), _crop(data.weights[layer], k)]
+        fig = plots.matrix_grid(
+            panels, ["tiny attention", "W"], labels, cols=2, diverging=True, shared_scale=False, panel_height=260
+        )
+        widgets.chart(fig, key=f"wva-amlp-{p.name}")
+        st.caption("aMLP adds a single tiny attention head inside the gate, next to its static W.")
+    else:
+        widgets.chart(
+            plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", height=330), key=f"wva-w-{p.name}"
+        )
+        widgets.chart(
+            plots.gate(data.gates[layer][:k], labels, title="gate (input-dependent)"), key=f"wva-gate-{p.name}"
+        )
+        st.caption("W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input.")
+
+
+def influence_table(prepared: list[Prepared], results: dict[str, MixingData]) -> pd.DataFrame:
+    """Token influence of every model in one long table (model, output position, input position, influence)."""
+    frames = []
+    for p in prepared:
+        m = _crop(results[p.name].influence, p.n_show)
+        i, j = np.indices(m.shape)
+        frames.append(
+            pd.DataFrame(
+                {"model": p.name, "arch": p.arch, "output": i.ravel(), "input": j.ravel(), "influence": m.ravel()}
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,79 @@
+"""Where the app may read: the configured checkpoint root, and nothing outside it.
+
+The root comes from ``streamlit run dashboard/app.py -- --root DIR``, else the ``GMLP_LENS_ROOT``
+environment variable, else the repository's ``checkpoints/``. A user can only narrow it (a sub-folder
+typed in the sidebar); ``..``, absolute paths and symlinks that lead outside the root are refused.
+No streamlit import here: these are plain functions the tests call directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = REPO_ROOT / "checkpoints"
+RESULTS_DIR = REPO_ROOT / "results"
+ROOT_ENV = "GMLP_LENS_ROOT"
+
+
+class PathRefused(ValueError):
+    """A path the app will not read because it is not inside the configured root."""
+
+
+def configured_root(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The checkpoint root: ``--root`` on the command line, else ``$GMLP_LENS_ROOT``, else ``checkpoints/``."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--root", default=None)
+    try:
+        args, _ = parser.parse_known_args(list(argv) if argv is not None else [])
+    except argparse.ArgumentError as err:
+        raise SystemExit(f"gMLP Lens: {err}; usage: streamlit run dashboard/app.py -- --root DIR") from err
+    environ = os.environ if environ is None else environ
+    root = args.root or environ.get(ROOT_ENV) or str(DEFAULT_ROOT)
+    return Path(root).expanduser().resolve()
+
+
+def resolve_within(root: Path, relative: str) -> Path:
+    """``root / relative`` resolved, refusing anything that would read outside ``root``.
+
+    Raises ``PathRefused`` for absolute paths, ``~``, any ``..`` component, NUL bytes, and for
+    symlinks (anywhere along the path) whose target lies outside the root.
+    """
+    root = Path(root).resolve()
+    text = (relative or "").strip()
+    if not text or text == ".":
+        return root
+    if "\x00" in text:
+        raise PathRefused("the folder name contains a NUL byte")
+    pure = PurePosixPath(text.replace("\\", "/"))
+    if pure.is_absolute() or text.startswith("~") or (len(text) > 1 and text[1] == ":"):
+        raise PathRefused(
+            f"{text!r} is an absolute path; give a sub-folder relative to the checkpoint root ({root}), "
+            "or restart the app with `-- --root DIR` to use another root"
+        )
+    if ".." in pure.parts:
+        raise PathRefused(f"{text!r} contains '..'; only folders inside the checkpoint root ({root}) can be opened")
+    target = (root / pure).resolve()
+    if not is_within(target, root):
+        raise PathRefused(f"{text!r} is a link that leads outside the checkpoint root ({root}); it is not opened")
+    return target
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether ``path`` (after resolving symlinks) lies inside ``root``."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop resolves to an error
+        return False
+
+
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` for tables and messages ("." for the root itself)."""
+    try:
+        rel = Path(path).relative_to(root)
+    except ValueError:
+        return str(path)
+    return str(rel) if str(rel) != "." else "."

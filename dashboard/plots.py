@@ -1,0 +1,420 @@
+"""Plotly figure builders. Every figure is interactive: hovering shows the tokens, positions and values.
+
+Builders take plain arrays and tables (computed by ``gmlp_core``) and return figures; pages show them
+with ``widgets.chart``. Matrices use numeric axes with token tick labels, so repeated tokens stay apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label
+
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+MAX_TICKS = 40  # beyond this many positions, label every k-th tick
+
+
+def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    return [f"{i}: {t}" for i, t in enumerate(list(tokens)[:n])] + [str(i) for i in range(len(tokens), n)]
+
+
+def _ticks(n: int, tokens: Sequence[str] | None) -> dict:
+    step = max(1, math.ceil(n / MAX_TICKS))
+    vals = list(range(0, n, step))
+    text = [str(tokens[i]) if tokens is not None and i < len(tokens) else str(i) for i in vals]
+    return dict(tickmode="array", tickvals=vals, ticktext=text)
+
+
+def _symmetric(z: np.ndarray) -> float:
+    m = float(np.nanmax(np.abs(z))) if z.size else 1.0
+    return m if m > 0 else 1.0
+
+
+def matrix_trace(
+    z: np.ndarray,
+    tokens: Sequence[str] | None = None,
+    *,
+    value: str = "W",
+    diverging: bool = True,
+    zmax: float | None = None,
+    showscale: bool = True,
+    colorbar_x: float | None = None,
+) -> go.Heatmap:
+    """A heatmap of an (n, m) matrix: row = output position i, column = input position j."""
+    z = np.asarray(z, dtype=float)
+    rows, cols = _labels(z.shape[0], tokens), _labels(z.shape[1], tokens)
+    custom = np.empty(z.shape + (2,), dtype=object)
+    custom[..., 0] = np.array(rows, dtype=object)[:, None]
+    custom[..., 1] = np.array(cols, dtype=object)[None, :]
+    zmax = zmax if zmax is not None else _symmetric(z)
+    kwargs = dict(zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING) if diverging else dict(colorscale=SEQUENTIAL)
+    if not diverging and zmax is not None:
+        kwargs |= dict(zmin=0.0, zmax=zmax)
+    return go.Heatmap(
+        z=z,
+        customdata=custom,
+        hovertemplate=f"output %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{value} = %{{z:.4f}}<extra></extra>",
+        showscale=showscale,
+        colorbar=dict(thickness=12, x=colorbar_x) if colorbar_x is not None else dict(thickness=12),
+        **kwargs,
+    )
+
+
+def matrix(
+    z: np.ndarray,
+    tokens: Sequence[str] | None = None,
+    *,
+    title: str = "",
+    value: str = "W",
+    diverging: bool = True,
+    height: int = 520,
+) -> go.Figure:
+    """One square matrix (W, attention, influence) with token tick labels; rows read "output i mixes input j"."""
+    fig = go.Figure(matrix_trace(z, tokens, value=value, diverging=diverging))
+    n, m = np.asarray(z).shape
+    fig.update_layout(title=title, height=height)
+    fig.update_xaxes(title="input position j", side="bottom", **_ticks(m, tokens))
+    fig.update_yaxes(title="output position i", autorange="reversed", scaleanchor="x", **_ticks(n, tokens))
+    return fig
+
+
+def matrix_grid(
+    panels: Sequence[np.ndarray],
+    titles: Sequence[str],
+    tokens: Sequence[str] | None = None,
+    *,
+    cols: int = 4,
+    value: str = "W",
+    diverging: bool = True,
+    shared_scale: bool = True,
+    panel_height: int = 300,
+) -> go.Figure:
+    """Small multiples of matrices (one per layer or head), on one colour scale when ``shared_scale``."""
+    k = len(panels)
+    cols = max(1, min(cols, k))
+    rows = math.ceil(k / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.04, vertical_spacing=0.1
+    )
+    if diverging:
+        zmax = max(_symmetric(np.asarray(p)) for p in panels) if shared_scale else None
+    else:
+        zmax = max(float(np.nanmax(p)) for p in panels) if shared_scale else None
+    for i, z in enumerate(panels):
+        r, c = divmod(i, cols)
+        fig.add_trace(
+            matrix_trace(z, tokens, value=value, diverging=diverging, zmax=zmax, showscale=shared_scale and i == 0),
+            row=r + 1,
+            col=c + 1,
+        )
+        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1)
+        fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
+    fig.update_layout(height=panel_height * rows + 60, margin=dict(t=50))
+    return fig
+
+
+def row_profiles(
+    profiles: np.ndarray, position: int, tokens: Sequence[str] | None = None, *, title: str = "", cols: int = 4
+) -> go.Figure:
+    """The paper's figure: row ``position`` of W in every layer, as small multiples against relative offset."""
+    profiles = np.asarray(profiles, dtype=float)  # (L, n)
+    n_layers, n = profiles.shape
+    cols = max(1, min(cols, n_layers))
+    rows = math.ceil(n_layers / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"layer {i}" for i in range(n_layers)], shared_yaxes=True)
+    offsets = np.arange(n) - position
+    labels = _labels(n, tokens)
+    for layer in range(n_layers):
+        r, c = divmod(layer, cols)
+        fig.add_trace(
+            go.Scatter(
+                x=offsets,
+                y=profiles[layer],
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color=ARCH_COLORS["gmlp"]),
+                customdata=labels,
+                hovertemplate=f"layer {layer}<br>input %{{customdata}} (offset %{{x}})<br>W = %{{y:.4f}}<extra></extra>",
+                showlegend=False,
+            ),
+            row=r + 1,
+            col=c + 1,
+        )
+        fig.add_vline(x=0, line=dict(color="#999", dash="dot", width=1), row=r + 1, col=c + 1)
+    fig.update_xaxes(title_text="j - i")
+    fig.update_layout(title=title, height=260 * rows + 80)
+    return fig
+
+
+def layer_lines(df: pd.DataFrame, x: str, ys: Sequence[str], *, title: str = "", y_title: str = "") -> go.Figure:
+    """Per-layer scores (e.g. locality and shift invariance) as lines, one per column in ``ys``."""
+    fig = go.Figure()
+    for y in ys:
+        fig.add_trace(
+            go.Scatter(
+                x=df[x],
+                y=df[y],
+                mode="lines+markers",
+                name=y.replace("_", " "),
+                hovertemplate=f"{x} %{{x}}<br>{y} = %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, height=360, legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(title=x, dtick=1)
+    fig.update_yaxes(title=y_title)
+    return fig
+
+
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    cols: int = 8,
+    diverging: bool = True,
+    value: str = "W",
+    panel_height: int = 170,
+) -> go.Figure:
+    """Small 2D images (e.g. rows of W reshaped onto the patch grid) with pixel coordinates on hover."""
+    k = len(images)
+    cols = max(1, min(cols, k))
+    rows = math.ceil(k / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.02, vertical_spacing=0.08
+    )
+    zmax = max(_symmetric(np.asarray(im)) for im in images) if diverging else None
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        kwargs = dict(zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING) if diverging else dict(colorscale="gray")
+        fig.add_trace(
+            go.Heatmap(
+                z=np.asarray(im, dtype=float),
+                showscale=i == 0,
+                colorbar=dict(thickness=12),
+                hovertemplate=f"{titles[i]}<br>row %{{y}}, column %{{x}}<br>{value} = %{{z:.4f}}<extra></extra>",
+                **kwargs,
+            ),
+            row=r + 1,
+            col=c + 1,
+        )
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False, row=r + 1, col=c + 1
+        )
+        fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
+    fig.update_layout(height=panel_height * rows + 50, margin=dict(t=40, l=20, r=20, b=20))
+    return fig
+
+
+def digit(image: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
+    """One grayscale image (values in [0, 1]) with pixel values on hover."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(image, dtype=float),
+            colorscale="gray",
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate="row %{y}, column %{x}<br>value %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def probabilities(
+    df: pd.DataFrame, label: str, prob: str = "probability", *, title: str = "", color: str | None = None
+) -> go.Figure:
+    """Horizontal bars of the top predictions (best on top)."""
+    d = df.iloc[::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=d[prob],
+            y=[str(v) for v in d[label]],
+            orientation="h",
+            marker_color=color or ARCH_COLORS["gmlp"],
+            text=[f"{p:.1%}" for p in d[prob]],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, height=max(200, 38 * len(d) + 90), margin=dict(l=10, r=10, t=50, b=30))
+    top = float(d[prob].max()) if len(d) else 1.0
+    fig.update_xaxes(range=[0, min(1.0, max(0.05, top * 1.3))], tickformat=".0%")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def token_scores(
+    tokens: Sequence[str], scores: np.ndarray, *, title: str = "", value: str = "attribution"
+) -> go.Figure:
+    """Signed per-token scores as bars over the sentence (red pushes the prediction up, blue down)."""
+    scores = np.asarray(scores, dtype=float)
+    m = _symmetric(scores)
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(len(tokens))),
+            y=scores,
+            marker=dict(color=scores, colorscale=DIVERGING, cmin=-m, cmax=m),
+            customdata=[f"{i}: {t}" for i, t in enumerate(tokens)],
+            hovertemplate=f"%{{customdata}}<br>{value} = %{{y:.4f}}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(**_ticks(len(tokens), tokens), tickangle=-45)
+    fig.update_layout(title=title, height=340, margin=dict(b=90))
+    return fig
+
+
+def curves(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    group: str = "name",
+    color: str = "arch",
+    title: str = "",
+    log_y: bool = False,
+) -> go.Figure:
+    """One line per ``group`` (e.g. per checkpoint): the colour says the architecture, the dash tells
+    models of one architecture apart."""
+    fig = go.Figure()
+    seen: dict[str, int] = {}
+    for name, g in df.groupby(group, sort=False):
+        g = g.dropna(subset=[y]).sort_values(x)
+        if g.empty:
+            continue
+        arch = str(g[color].iloc[0]) if color in g else ""
+        k = seen[arch] = seen.get(arch, -1) + 1
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=g[y],
+                mode="lines+markers",
+                name=str(name),
+                line=dict(color=ARCH_COLORS.get(arch), dash=DASHES[k % len(DASHES)]),
+                marker=dict(size=5),
+                hovertemplate=f"{name}<br>{x} %{{x:,}}<br>{y} = %{{y:.4g}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title=x.replace("_", " "))
+    fig.update_yaxes(title=y.replace("_", " "), type="log" if log_y else "linear")
+    return fig
+
+
+def scaling(
+    df: pd.DataFrame,
+    fits: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    curve: callable | None = None,
+    paper: pd.DataFrame | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Log-log scatter per architecture with the fitted power law, optionally the paper's points overlaid."""
+    fig = go.Figure()
+    for arch, g in df.groupby("arch", sort=True):
+        g = g.sort_values(x)
+        color = ARCH_COLORS.get(arch)
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=g[y],
+                mode="markers",
+                name=arch_label(arch),
+                marker=dict(size=11, color=color, line=dict(width=1, color="white")),
+                customdata=g[["name"]].astype(str).to_numpy() if "name" in g else None,
+                hovertemplate=f"%{{customdata[0]}}<br>{x} %{{x:,.0f}}<br>{y} %{{y:.4g}}<extra>{arch_label(arch)}</extra>",
+            )
+        )
+        row = fits[fits["arch"] == arch] if not fits.empty else fits
+        if curve is not None and not row.empty:
+            r = row.iloc[0]
+            xs = np.geomspace(g[x].min(), g[x].max(), 60)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=curve(r, xs),
+                    mode="lines",
+                    line=dict(color=color, dash="dash"),
+                    name=f"{arch_label(arch)} fit: alpha = {r['alpha']:.3f} +/- {r['alpha_err']:.3f}",
+                    hoverinfo="skip",
+                )
+            )
+    if paper is not None and not paper.empty:
+        for arch, g in paper.groupby("arch", sort=True):
+            fig.add_trace(
+                go.Scatter(
+                    x=g["x"],
+                    y=g["y"],
+                    mode="markers+text",
+                    text=g["model"],
+                    textposition="top center",
+                    name=f"paper: {arch_label(arch)} (different setup)",
+                    marker=dict(symbol="star", size=15, color=ARCH_COLORS.get(arch), line=dict(width=1, color="black")),
+                    hovertemplate="%{text} (Liu et al. 2021, different setup)<br>params %{x:,.0f}<br>%{y:.3g}<extra></extra>",
+                )
+            )
+    fig.update_xaxes(type="log", title=x.replace("_", " "))
+    fig.update_yaxes(type="log", title=y.replace("_", " "))
+    fig.update_layout(title=title, height=460, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def curves_over_steps(rows: Sequence[np.ndarray], steps: Sequence[int], current: int, position: int) -> go.Figure:
+    """Row ``position`` of W at every training snapshot: faint lines, the ``current`` step in bold."""
+    fig = go.Figure()
+    n = len(rows[0])
+    offsets = np.arange(n) - position
+    for row, step in zip(rows, steps, strict=True):
+        chosen = step == current
+        fig.add_trace(
+            go.Scatter(
+                x=offsets,
+                y=np.asarray(row, dtype=float),
+                mode="lines",
+                line=dict(color=ARCH_COLORS["gmlp"] if chosen else "rgba(120,120,120,0.25)", width=3 if chosen else 1),
+                name=f"step {step}",
+                showlegend=chosen,
+                hovertemplate=f"step {step}<br>offset %{{x}}<br>W = %{{y:.4f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=f"Row {position} of W over training", height=470, legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title="j - i")
+    fig.update_yaxes(title="W")
+    return fig
+
+
+def gate(
+    values: np.ndarray, tokens: Sequence[str] | None = None, *, title: str = "", max_channels: int = 64
+) -> go.Figure:
+    """The gate per position (rows) and channel (columns), first ``max_channels`` channels."""
+    z = np.asarray(values, dtype=float)[:, :max_channels]
+    rows = _labels(z.shape[0], tokens)
+    custom = np.broadcast_to(np.array(rows, dtype=object)[:, None], z.shape)
+    m = _symmetric(z - 1.0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            zmid=1.0,
+            zmin=1.0 - m,
+            zmax=1.0 + m,
+            colorscale=DIVERGING,
+            customdata=custom,
+            colorbar=dict(thickness=12),
+            hovertemplate="position %{customdata}<br>channel %{x}<br>gate = %{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="position", autorange="reversed", **_ticks(z.shape[0], tokens))
+    fig.update_xaxes(title=f"channel (first {z.shape[1]})")
+    fig.update_layout(title=title, height=330)
+    return fig

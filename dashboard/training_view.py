@@ -1,0 +1,35 @@
+"""Training curves: every checkpoint's metrics.jsonl in one tidy table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboard import loaders
+from dashboard.context import Lens
+
+METRIC_HELP = {
+    "loss": "Training loss on the last batch before each evaluation (noisy: one batch).",
+    "val_loss": "Validation loss on held-out data: the fair comparison between models.",
+    "val_ppl": "Validation perplexity = exp(validation loss) for MLM: the effective number of equally likely guesses.",
+    "val_accuracy": "Validation accuracy: masked tokens predicted exactly (MLM) or images classified correctly.",
+    "tokens_per_s": "Training throughput in tokens (or patches) per second.",
+    "lr": "Learning rate (warm-up, then cosine decay).",
+    "val_short_ppl": "Perplexity on short, padded sequences: how well the model copes with padding.",
+    "unigram_ppl": "Perplexity of a model that ignores context (word frequencies only): the bar to beat.",
+}
+
+
+def training_logs(lens: Lens, names: list[str]) -> pd.DataFrame:
+    """The logs of ``names`` (those that have one), concatenated, with name, arch and task columns."""
+    rows = lens.rows(selected_only=False).set_index("name")
+    frames = []
+    for name in names:
+        df = loaders.metrics_log(rows.loc[name, "path"])
+        if df.empty or "step" not in df:
+            continue
+        df = df.sort_values("step").copy()
+        df.insert(0, "name", name)
+        df.insert(1, "arch", rows.loc[name, "arch"])
+        df.insert(2, "task", rows.loc[name, "task"])
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

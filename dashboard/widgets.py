@@ -1,0 +1,89 @@
+"""Small building blocks every page uses: tables with a CSV download, charts, pickers, empty states."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.style import arch_label, template
+from gmlp_core.checkpoints import CheckpointError
+from gmlp_core.data.images import BadImage
+
+log = logging.getLogger(__name__)
+
+try:  # the inference helpers' error type for bad text
+    from gmlp_core.inference import BadInput
+except ImportError:  # pragma: no cover - only while gmlp_core.inference is being written
+    BadInput = ValueError  # type: ignore[misc,assignment]
+
+USER_ERRORS: tuple[type[Exception], ...] = (BadInput, BadImage, CheckpointError)
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "table"
+
+
+def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto") -> None:
+    """A table with a "Download CSV" button under it (``name`` becomes the file name)."""
+    st.dataframe(df, hide_index=True, column_config=column_config, height=height)
+    st.download_button(
+        "Download CSV",
+        df.to_csv(index=False).encode("utf-8"),
+        file_name=f"{_slug(name)}.csv",
+        mime="text/csv",
+        key=f"csv-{_slug(name)}",
+        icon=":material/download:",
+    )
+
+
+def chart(fig: go.Figure, key: str | None = None) -> None:
+    """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
+    fig.update_layout(template=template())
+    st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
+
+
+def model_label(row: pd.Series | dict) -> str:
+    """ "mlm-gmlp (gMLP)": the checkpoint name with its architecture."""
+    return f"{row['name']} ({arch_label(row['arch'])})"
+
+
+def need_models(names: Sequence[str], what: str) -> None:
+    """Stop the page with a hint when no model of the needed kind is picked."""
+    if not names:
+        st.info(
+            f"Pick at least one {what} in the sidebar (**Models to compare**). "
+            "The Overview page lists every checkpoint under the root."
+        )
+        st.stop()
+
+
+def columns_for(n: int, max_per_row: int = 3) -> list:
+    """Columns for ``n`` side-by-side panels, wrapping after ``max_per_row``."""
+    cols: list = []
+    for start in range(0, n, max_per_row):
+        cols.extend(st.columns(min(max_per_row, n - start)))
+    return cols
+
+
+@contextmanager
+def guard(label: str) -> Iterator[None]:
+    """Show what went wrong in ``label`` as an error box (never a traceback) and keep the page serving.
+
+    Errors the user caused (bad text, a bad image, an unreadable checkpoint) carry a message that says
+    how to fix them; anything else is logged with its traceback for the maintainers.
+    """
+    try:
+        yield
+    except USER_ERRORS as err:
+        st.error(f"{label}: {err}")
+    except Exception as err:  # a bug must not take the page down for everyone
+        log.exception("unexpected error in %s", label)
+        st.error(f"{label}: unexpected error ({type(err).__name__}: {err}). The server log has the details.")

@@ -1,0 +1,64 @@
+"""Attributions: Integrated Gradients and a second method for one masked prediction or image class."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context, widgets
+from dashboard.attribution_view import DEFAULT_TEXT, explain, image_targets, mask_count, show, text_targets
+from dashboard.image_input import pick_image
+
+lens = context.current()
+st.title("Attributions")
+st.markdown(
+    "Which inputs made the model predict what it did? **Integrated Gradients** averages the gradient along a "
+    "straight path from a baseline (all `[PAD]` tokens, or a black image) to the input and multiplies by the "
+    "difference. Its attributions add up to the change in the model's score; the **convergence delta** is how far "
+    "they miss, so it checks the computation. A second method is shown for comparison."
+)
+
+tasks = [t for t in ("mlm", "vision") if lens.names(t)]
+widgets.need_models(tasks, "model")
+task = (
+    st.segmented_control(
+        "Task", tasks, format_func={"mlm": "Language", "vision": "Vision"}.get, default=tasks[0], key="attr-task"
+    )
+    or tasks[0]
+)
+names = lens.names(task)
+n_steps = st.slider("Integration steps", 8, 128, 32, step=8, key="attr-steps")
+
+if task == "mlm":
+    text = st.text_input("Sentence with a [MASK]", DEFAULT_TEXT, key="attr-text")
+    masks = mask_count(text)
+    if masks == 0:
+        st.warning("Put a [MASK] in the sentence: attributions explain the prediction at a masked position.")
+        st.stop()
+    left, right = st.columns(2)
+    which = left.selectbox("Which [MASK]", range(masks), format_func=lambda i: f"#{i + 1}", key="attr-mask")
+    word = right.text_input("Explain this word instead of each model's top guess (optional)", key="attr-word")
+    targets = text_targets(lens, names, text, which, word.strip().lower() or None)
+else:
+    image = pick_image("attr")
+    if image is None:
+        st.stop()
+    choice = st.selectbox("Class to explain", ["each model's prediction"] + list(range(10)), key="attr-class")
+    targets = image_targets(lens, names, image, None if isinstance(choice, str) else int(choice))
+
+request = (
+    task,
+    n_steps,
+    tuple((t.name, t.index, t.ids, t.position, None if t.pixels is None else t.pixels.tobytes()) for t in targets),
+)
+if st.button("Explain", type="primary", key="attr-run"):
+    st.session_state["attr-request"] = request
+if not targets or st.session_state.get("attr-request") != request:
+    st.info("Press **Explain** to compute the attributions (a few seconds per model).")
+    st.stop()
+
+tables = []
+for col, target in zip(widgets.columns_for(len(targets)), targets, strict=False):
+    with col, widgets.guard(target.name):
+        tables.append(show(target, explain(lens, target, n_steps)))
+if tables:
+    with st.expander("Attributions as a table"):
+        widgets.table(pd.concat(tables, ignore_index=True), "attributions")

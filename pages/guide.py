@@ -1,0 +1,133 @@
+"""Guide: what the paper claims, how to read each page, and what to look for."""
+
+import streamlit as st
+
+st.title("Guide")
+st.caption("Liu, Dai, So and Le, *Pay Attention to MLPs*, NeurIPS 2021 (arXiv 2105.08050).")
+
+st.header("The question")
+st.markdown(
+    """
+A Transformer layer does two things: it **mixes information across tokens** (self-attention) and it
+**transforms each token on its own** (the feed-forward MLP). Self-attention is *dynamic*: the weights that
+decide how much token *j* contributes to token *i* are computed from the input, anew for every sentence.
+
+The paper asks: **is that dynamic, input-dependent mixing necessary?** Its answer is a model called
+**gMLP** that has no attention at all, and still matches Transformers on image classification and comes close
+on masked language modelling.
+"""
+)
+
+st.header("gMLP in one block")
+st.markdown(
+    """
+Each block takes the token representations *X* (n tokens x d channels) and computes
+"""
+)
+st.latex(r"Z = \mathrm{GELU}(\mathrm{LN}(X)\,U), \qquad \tilde Z = s(Z), \qquad Y = X + \tilde Z\,V")
+st.markdown(
+    """
+The **Spatial Gating Unit** *s* is the only place where tokens talk to each other. It splits the channels
+of *Z* into two halves *Z₁* and *Z₂* and computes
+"""
+)
+st.latex(r"s(Z) = Z_1 \odot \left(W\,\mathrm{LN}(Z_2) + b\right)")
+st.markdown(
+    """
+- **W** is an *n x n* matrix over **positions**: row *i* says how much each input position *j* contributes
+  to output position *i*. It is a learned parameter: **the same W for every input.**
+- **b** is a bias per position. W starts near zero and b at one, so at initialisation the gate is the
+  identity and every block is a plain MLP; the model learns to mix tokens only as far as it helps.
+- The **gate** is input-dependent even though W is not: *Z₁* multiplies a spatially mixed version of *Z₂*.
+  Multiplying two functions of the input is what lets a static W behave a little like attention.
+
+**aMLP** adds a *tiny* single-head attention (64 dimensions in the paper, 32 in our demo) whose output is
+added inside the gate. It is the paper's test of "how much attention do you actually need?".
+"""
+)
+
+st.header("What the paper claims")
+st.markdown(
+    """
+1. **Vision:** on ImageNet, gMLP matches DeiT (a Vision Transformer) at similar size and compute
+   (e.g. gMLP-B 81.6% vs DeiT-B 81.8% top-1), with no attention at all.
+2. **Language:** in BERT-style masked language modelling, gMLP's perplexity **approaches the Transformer's as
+   models grow**: the gap shrinks with scale, and both follow similar power laws.
+3. **Where attention still helps:** gMLP lags on tasks that need alignment *between* two sentences (e.g.
+   MNLI). A tiny attention head fixes this: **aMLP** beats the Transformer at equal size.
+4. **What W learns:** the learned spatial weights are **local** (each token mostly mixes with its neighbours)
+   and **shift-invariant** (the same pattern at every position), i.e. W looks like a learned convolution.
+   The paper shows the middle row of W in every layer; in vision, rows of W become 2D filters.
+5. **Ablation:** multiplicative, split gating works best; simpler gating (additive, none) is worse.
+
+Our zoo reproduces these *at demo scale*: small models, a few minutes of CPU training, 8x8 digits and a
+small text corpus. Trends and shapes are comparable to the paper; absolute numbers are not.
+"""
+)
+
+st.header("How to read each page")
+st.markdown(
+    """
+**Overview.** The zoo: every checkpoint under the root, with size, data, steps and validation score.
+Pick the models to compare here or in the sidebar; the pick travels with you across pages and is in the URL,
+so a link reproduces the view. Unreadable checkpoints are listed with the reason, never loaded.
+
+**Live inference.** Type a sentence with one or more `[MASK]` and read each model's top guesses side by side,
+with probabilities and latency. gMLP has a fixed length *n* (W is *n x n*): short inputs are padded, long ones
+truncated, and the page says so. For vision, pick a validation digit, upload an image or draw one.
+
+**Spatial weights.** The heart of the dashboard: each layer's W as a heatmap (row *i*, column *j*); the
+paper's figure (the middle token's row in every layer); the split of W into a **Toeplitz** part (the average
+along each diagonal: a convolution) and the **residual** (what depends on absolute position); per-layer
+*locality* and *shift-invariance* scores; for vision, rows of W drawn on the 8x8 pixel grid; and a slider over
+training snapshots to watch W form.
+
+**W versus attention.** One input, three architectures: the Transformer's attention (per layer and head),
+aMLP's tiny attention next to its W, and gMLP's W next to its input-dependent gate. The last panel measures
+all three the same way: **token influence**, how much the output at *i* changes when input *j* changes.
+
+**Attributions.** Which input tokens (or pixels) drove a prediction? Integrated Gradients integrates the
+gradient along a path from a baseline (all `[PAD]`, or a black image) to the input; a second method is
+shown for comparison. The **convergence delta** checks the result: attributions should add up to the change
+in the model's score, so a large delta means "use more steps".
+
+**Scaling.** Validation perplexity against non-embedding parameters and against FLOPs, on log-log axes, with
+a fitted power law per architecture. Compare the **slopes** (alpha): the paper's claim is that gMLP's slope
+matches the Transformer's. The paper's own numbers can be overlaid, clearly marked: they come from a very
+different setup. The ablation table ranks the gating variants.
+
+**Training.** Loss and validation curves from each checkpoint's `metrics.jsonl`.
+"""
+)
+
+st.header("What to notice")
+st.markdown(
+    """
+- **W becomes a band.** In the spatial-weights heatmap, trained gMLP layers show a bright band near the
+  diagonal: tokens mix with their neighbours. The Toeplitz part captures most of W, the residual is small.
+  Nobody told the model to be local or shift-invariant: it *learned* a convolution-like operator.
+- **Layers specialise.** Some layers look left, some right, some are broad. Compare the middle-row profiles
+  across layers: their widths grow or shift with depth, as in the paper's figure.
+- **Vision filters look like image operators.** Rows of W on the 8x8 grid are local blobs and edge-like
+  patterns centred near the output pixel, much like convolution kernels.
+- **Static W, dynamic gate.** In "W versus attention", W is the same for every sentence but the gate changes
+  with the input; the Transformer's attention changes completely. Yet the *token influence* maps of all three
+  models often look alike: local mixing, with a few long-range links.
+- **Watch W form.** Drag the training-snapshot slider: W starts as near-zero noise and the band emerges early.
+- **Ablation.** Remove the gate (linear) and the model cannot mix tokens at all: its perplexity stays near
+  the context-free baseline. Split multiplicative gating is the best variant, as in the paper.
+- **Be careful with conclusions.** Demo models are tiny and trained for minutes. If two models differ by less
+  than the run-to-run noise, the difference means nothing; use the scaling page's fits and error bars.
+"""
+)
+
+st.header("Try this in a lecture")
+st.markdown(
+    """
+1. Live inference: type *"the [MASK] of the function is returned"* and compare the three models' guesses.
+2. Spatial weights: open layer 0 and the last layer, then the middle-row profiles. Where is the band?
+3. Drag the snapshot slider from step 0 to the end and watch the band appear.
+4. W versus attention: same sentence, all three models. Which one's mixing depends on the sentence?
+5. Scaling: read off alpha for each architecture. Do the lines run parallel?
+"""
+)

@@ -1,0 +1,42 @@
+"""Overview: the zoo as a table, and which models to compare on the other pages."""
+
+import streamlit as st
+
+from dashboard import context, widgets
+from dashboard.zoo_view import ZOO_COLUMN_CONFIG, display_zoo, preset_selections
+
+lens = context.current()
+st.title("gMLP Lens")
+st.markdown(
+    "What does gMLP learn **instead of attention**? Its only token mixing is one learned n x n matrix **W** per "
+    "layer. This dashboard puts gMLP, aMLP (gMLP + a tiny attention head) and a Transformer side by side."
+)
+
+if lens.zoo.empty:
+    st.warning(
+        f"No checkpoints under `{lens.folder}`. Build the demo zoo with `python -m gmlp_core zoo`, "
+        "or point the app at another folder with `streamlit run dashboard/app.py -- --root DIR`."
+    )
+    st.stop()
+
+ok, bad = lens.zoo[lens.zoo["status"] == "ok"], lens.zoo[lens.zoo["status"] != "ok"]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Checkpoints", len(ok))
+c2.metric("Unreadable", len(bad))
+c3.metric("Picked", len(lens.selected))
+c4.metric("Device", lens.device.split(" ")[0])
+
+st.subheader("Pick the models to compare")
+st.caption("The pick is kept across pages and in this page's link: copy the URL to share the view.")
+cols = st.columns(len(preset_selections(lens)) or 1)
+for col, (label, names) in zip(cols, preset_selections(lens).items(), strict=False):
+    col.button(label, on_click=context.set_selection, args=(names,), width="stretch", key=f"pick-{label}")
+
+st.subheader("The zoo")
+widgets.table(display_zoo(lens), "zoo", column_config=ZOO_COLUMN_CONFIG)
+
+if not bad.empty:
+    st.subheader("Unreadable checkpoints")
+    st.caption("These are listed, never loaded: the rest of the app works without them.")
+    for _, row in bad.iterrows():
+        st.error(f"**{row['name']}** ({row['status']}): {row['error']}")

@@ -1,0 +1,61 @@
+"""Spatial weights: what gMLP's W looks like, layer by layer, and how it formed during training."""
+
+import streamlit as st
+
+from dashboard import context, plots, widgets
+from dashboard.analysis_view import profile_matrix, rows_as_filters, spatial
+from dashboard.spatial_view import snapshot_timeline
+
+lens = context.current()
+st.title("Spatial weights W")
+st.markdown(
+    "In gMLP the **only** token mixing is `W LN(Z2) + b`: row *i* of the n x n matrix W says how much each input "
+    "position *j* feeds output position *i*. W is learned once and is the same for every input."
+)
+
+rows = lens.rows()
+rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "linear")] if not rows.empty else rows
+widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
+pick_model, pick_layer = st.columns([2, 3])
+name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")
+row = rows.set_index("name").loc[name]
+data = spatial(name, row["path"])
+n_layers, n = data.weights.shape[0], data.weights.shape[1]
+layer = pick_layer.slider("Layer", 0, n_layers - 1, 0, key="spatial-layer") if n_layers > 1 else 0
+
+st.subheader(f"Layer {layer}: W, its Toeplitz part and the residual")
+st.caption(
+    "Toeplitz part: the average of each diagonal of W, i.e. the best shift-invariant (convolution-like) "
+    "approximation. Residual: what depends on absolute position. Hover for positions and values."
+)
+triplet = [data.weights[layer], data.toeplitz[layer], data.residual[layer]]
+widgets.chart(plots.matrix_grid(triplet, ["W", "Toeplitz part", "residual"], cols=3, panel_height=430), key="spatial-w")
+
+st.subheader("The paper's figure: the middle token's row of W in every layer")
+profiles, offsets = profile_matrix(data.profiles)
+st.caption(
+    f"Row {data.middle} of W against the offset j - i. A peak near 0 means local mixing; the same shape in every "
+    "row (see the Toeplitz part) means shift invariance."
+)
+widgets.chart(plots.row_profiles(profiles, int(-offsets[0])), key="spatial-profiles")
+
+st.subheader("Locality and shift invariance per layer")
+left, right = st.columns([3, 2])
+score_cols = [c for c in ("locality", "shift_invariance") if c in data.summary.columns]
+with left:
+    widgets.chart(plots.layer_lines(data.summary, "layer", score_cols, y_title="score"), key="spatial-scores")
+with right:
+    widgets.table(data.summary.round(4), f"spatial-summary-{name}")
+
+if row["task"] == "vision":
+    grid = int(round(n**0.5))
+    st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
+    st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
+    every = st.toggle("Show every position", value=False, key="spatial-all") or grid <= 4
+    positions = [p for p in range(n) if every or ((p // grid) % 2 == 0 and (p % grid) % 2 == 0)]
+    filters = rows_as_filters(data.weights[layer], grid)
+    titles = [f"pixel ({p // grid}, {p % grid})" for p in positions]
+    widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=min(8, grid)), key="spatial-filters")
+
+st.subheader("Watch W form during training")
+snapshot_timeline(name, row["path"], layer)

@@ -1,0 +1,76 @@
+"""W versus attention: one input, three architectures, and the token-influence map they share."""
+
+import streamlit as st
+
+from dashboard import context, plots, widgets
+from dashboard.image_input import pick_image
+from dashboard.mixing_view import (
+    DEFAULT_TEXT,
+    compute,
+    influence_table,
+    pick_models,
+    prepare_image,
+    prepare_text,
+    show_model,
+)
+
+lens = context.current()
+st.title("W versus attention")
+st.markdown(
+    "The Transformer recomputes its token mixing (attention) for every input. gMLP mixes with a **fixed** W and "
+    "makes it input-dependent only through the gate; aMLP adds one tiny attention head. Same input, three models."
+)
+
+tasks = [t for t in ("mlm", "vision") if lens.names(t)]
+widgets.need_models(tasks, "model")
+labels = {"mlm": "Language", "vision": "Vision"}
+task = st.segmented_control("Task", tasks, format_func=labels.get, default=tasks[0], key="wva-task") or tasks[0]
+chosen = pick_models(lens, task)
+widgets.need_models(list(chosen), f"{labels[task].lower()} model")
+
+if task == "mlm":
+    text = st.text_input("Input sentence", DEFAULT_TEXT, key="wva-text")
+    prepared = prepare_text(lens, chosen, text)
+    if not prepared:
+        st.warning("Type a sentence: there is nothing to mix in empty text.")
+        st.stop()
+else:
+    image = pick_image("wva")
+    if image is None:
+        st.stop()
+    prepared = prepare_image(lens, chosen, image)
+
+request = tuple((p.name, p.ids, None if p.pixels is None else p.pixels.tobytes()) for p in prepared)
+if st.button("Compute the maps", type="primary", key="wva-compute"):
+    st.session_state["wva-request"] = request
+if st.session_state.get("wva-request") != request:
+    st.info("Press **Compute the maps** to run the three models on this input (token influence takes a moment).")
+    st.stop()
+
+with widgets.guard("W versus attention"):
+    results = compute(lens, prepared)
+    n_layers = max(max(len(r.attentions), len(r.weights)) for r in results.values())
+    layer = st.slider("Layer", 0, n_layers - 1, 0, key="wva-layer") if n_layers > 1 else 0
+    for col, p in zip(st.columns(len(prepared)), prepared, strict=True):
+        with col:
+            show_model(p, results[p.name], layer)
+
+    st.subheader("Token influence: one measurement for all three")
+    st.caption(
+        "Entry (i, j): how strongly output position i responds to a change of input position j (the norm of the "
+        "Jacobian of the final hidden state i with respect to the embedding j). Computed the same way for every model."
+    )
+    panels = [p for p in prepared]
+    fig = plots.matrix_grid(
+        [results[p.name].influence[: p.n_show, : p.n_show] for p in panels],
+        [p.name for p in panels],
+        panels[0].labels if task == "mlm" and len({p.n_show for p in panels}) == 1 else None,
+        cols=3,
+        value="influence",
+        diverging=False,
+        shared_scale=False,
+        panel_height=420,
+    )
+    widgets.chart(fig, key="wva-influence")
+    with st.expander("Token influence as a table"):
+        widgets.table(influence_table(prepared, results), "token-influence")

@@ -1,0 +1,193 @@
+"""The dashboard shell: root and path security, the zoo table, selection in the URL, and the Results/Learn pages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from app_helpers import figure_titles, figures, start, texts
+from conftest import BROKEN, TINY_ZOO
+
+from dashboard.catalog import find_checkpoints, inspect_checkpoint, zoo_frame
+from dashboard.paths import PathRefused, configured_root, resolve_within
+
+# ------------------------------------------------------------------------------------------------
+# Paths: the app reads only under its root.
+
+
+def test_root_from_flag_env_and_default(tmp_path: Path) -> None:
+    flag, env = tmp_path / "flag", tmp_path / "env"
+    assert configured_root(["--root", str(flag)], environ={"GMLP_LENS_ROOT": str(env)}) == flag.resolve()
+    assert configured_root([], environ={"GMLP_LENS_ROOT": str(env)}) == env.resolve()
+    assert configured_root([], environ={}).name == "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("relative", "why"),
+    [
+        ("..", "'..'"),
+        ("mlm-gmlp/../..", "'..'"),
+        ("/etc", "absolute"),
+        ("~/x", "absolute"),
+        ("escape", "outside"),
+        ("escape/secret.txt", "outside"),
+        ("a\x00b", "NUL"),
+    ],
+)
+def test_paths_outside_the_root_are_refused(lens_root: Path, relative: str, why: str) -> None:
+    with pytest.raises(PathRefused, match=why):
+        resolve_within(lens_root, relative)
+
+
+def test_paths_inside_the_root_resolve(lens_root: Path) -> None:
+    assert resolve_within(lens_root, "") == lens_root.resolve()
+    assert resolve_within(lens_root, "sweeps") == (lens_root / "sweeps").resolve()
+    assert resolve_within(lens_root, "./mlm-gmlp/") == (lens_root / "mlm-gmlp").resolve()
+
+
+def test_catalog_lists_broken_and_refused_checkpoints(lens_root: Path) -> None:
+    zoo = zoo_frame([inspect_checkpoint(c) for c in find_checkpoints(lens_root)]).set_index("name")
+    assert set(TINY_ZOO) <= set(zoo.index[zoo["status"] == "ok"])
+    assert set(BROKEN) == set(zoo.index[zoo["status"] == "broken"])
+    assert zoo.loc["escape", "status"] == "refused"
+    expected = {
+        "broken-arch": "arch='lstm'",
+        "broken-corrupt": "corrupt",
+        "broken-truncated": "truncated",
+        "broken-mismatch": "does not match",
+        "broken-noconfig": "missing config.json",
+        "broken-pickle": "pickle",
+    }
+    for name, fragment in expected.items():
+        assert fragment in zoo.loc[name, "error"], (name, zoo.loc[name, "error"])
+        assert str(lens_root) not in zoo.loc[name, "error"]  # messages name checkpoints relative to the root
+    ok = zoo.loc["mlm-gmlp"]
+    assert (ok["arch"], ok["task"], ok["layers"], ok["n"]) == ("gmlp", "mlm", 2, 16)
+    assert ok["params"] > ok["non_embedding_params"] > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Overview
+
+
+def test_overview_lists_the_zoo_and_survives_broken_checkpoints(app_root: Path) -> None:
+    at = start("overview")
+    zoo = at.dataframe[0].value
+    assert {"name", "arch", "task", "params", "n", "val_ppl", "val_accuracy", "status", "error"} <= set(zoo.columns)
+    ok = zoo[zoo["status"] == "ok"]
+    assert len(ok) >= 3
+    if app_root.name != "checkpoints":
+        assert set(TINY_ZOO) <= set(ok["name"])
+        assert set(BROKEN) <= set(zoo.loc[zoo["status"] == "broken", "name"])
+        assert "escape" in set(zoo.loc[zoo["status"] == "refused", "name"])
+        shown = texts(at)
+        assert "refusing to load a pickle" in shown and "corrupt or truncated" in shown
+        assert "not for the app" not in shown  # nothing behind the escaping link is read
+    assert at.get("download_button"), "the zoo table is downloadable"
+    # the default selection is the main comparison, in the sidebar and in the URL
+    picked = at.sidebar.multiselect[0].value
+    assert picked and set(picked) <= set(ok["name"])
+    assert at.query_params["models"] == ",".join(picked)
+
+
+def test_selection_comes_from_the_url_and_persists_across_pages(app_root: Path) -> None:
+    at = start("overview", query={"models": "mlm-gmlp,vision-gmlp,not-a-model"})
+    assert at.sidebar.multiselect[0].value == ["mlm-gmlp", "vision-gmlp"]
+    at.sidebar.multiselect[0].set_value(["mlm-transformer"]).run()
+    assert at.query_params["models"] == "mlm-transformer"
+    at.switch_page("../pages/training.py").run()
+    assert at.sidebar.multiselect[0].value == ["mlm-transformer"]
+    assert at.query_params["models"] == "mlm-transformer"
+    assert at.multiselect(key="train-names").value == ["mlm-transformer"]
+
+
+def test_selection_buttons_pick_sets_of_models(lens_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    at = start("overview")
+    at.button(key="pick-All vision").click().run()
+    assert sorted(at.sidebar.multiselect[0].value) == sorted(n for n in TINY_ZOO if n.startswith("vision"))
+    picked_column = at.dataframe[0].value.set_index("name")["picked"]
+    assert picked_column["vision-gmlp"] and not picked_column["mlm-gmlp"]
+
+
+@pytest.mark.parametrize("folder", ["../", "/etc", "escape", "no-such-folder"])
+def test_sub_folder_outside_the_root_is_refused(lens_root: Path, monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    at = start("overview")
+    at.sidebar.text_input[0].set_value(folder).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "Showing the root instead" in errors
+    assert set(TINY_ZOO) <= set(at.dataframe[0].value["name"])  # still serving the root
+
+
+def test_sub_folder_narrows_the_zoo(tmp_path: Path, lens_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    (root / "mine").mkdir(parents=True)
+    os.symlink(lens_root / "mlm-gmlp", root / "mine" / "linked-outside")  # a link out of this root
+    (root / "mine" / "gmlp").symlink_to(lens_root / "mlm-gmlp")
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
+    at = start("overview")
+    at.sidebar.text_input[0].set_value("mine").run()
+    zoo = at.dataframe[0].value
+    assert set(zoo["status"]) == {"refused"}  # both links lead outside the root: listed, never opened
+    assert not at.sidebar.error
+
+
+def test_empty_root_says_how_to_build_the_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(tmp_path))
+    at = start("overview")
+    assert "python -m gmlp_core zoo" in texts(at)
+    for page in ("inference", "spatial", "w_vs_attention", "attributions", "training"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, page
+
+
+# ------------------------------------------------------------------------------------------------
+# Training, Scaling, Guide
+
+
+def test_training_curves_follow_the_chosen_checkpoints(app_root: Path) -> None:
+    at = start("training")
+    names = at.multiselect(key="train-names").value
+    assert names
+    traces = {t.name for t in figures(at)[0].data}
+    assert traces == set(names)
+    other = [n for n in at.multiselect(key="train-names").options if n not in names][:1]
+    at.multiselect(key="train-names").set_value(names[:1] + other).run()
+    assert {t.name for t in figures(at)[0].data} == set(names[:1] + other)
+    at.radio(key="train-x").set_value("elapsed_s").run()
+    assert figures(at)[0].layout.xaxis.title.text == "elapsed s"
+    assert "Training loss" in figure_titles(at)
+
+
+def test_scaling_fits_power_laws_to_every_sweep_csv(app_root: Path) -> None:
+    at = start("scaling")
+    fits = [df.value for df in at.dataframe if "alpha" in df.value.columns]
+    if app_root.name != "checkpoints":
+        assert "root/sweeps/sweep_tiny.csv" in at.selectbox(key="scaling-source").options
+        at.selectbox(key="scaling-source").set_value("root/sweeps/sweep_tiny.csv")
+        at.radio(key="scaling-y").set_value("val_loss").run()
+        fits = [df.value for df in at.dataframe if "alpha" in df.value.columns]
+        by_arch = fits[0].set_index("arch")
+        # the fixture's sweep follows val = 1 + 5 (N/1e3)^-0.3: the fitted exponent is close to 0.3
+        assert by_arch.loc["gmlp", "alpha"] == pytest.approx(0.3, abs=0.1)
+    assert len(fits) == 2  # against non-embedding params and against FLOPs
+    fig = figures(at)[0]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    n_traces = len(fig.data)
+    at.toggle(key="scaling-paper").set_value(True).run()
+    fig = figures(at)[0]
+    assert len(fig.data) > n_traces
+    assert any("different setup" in (t.name or "") for t in fig.data)
+    assert isinstance(at.dataframe[-1].value, pd.DataFrame) and "verified" in at.dataframe[-1].value.columns
+
+
+def test_guide_explains_the_paper_and_every_page(app_root: Path) -> None:
+    at = start("guide")
+    shown = texts(at)
+    for phrase in ("Spatial Gating Unit", "Toeplitz", "aMLP", "convergence delta", "power law", "What to notice"):
+        assert phrase.lower() in shown.lower(), phrase
+    assert len(shown) > 5000

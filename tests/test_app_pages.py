@@ -1,0 +1,251 @@
+"""AppTest per analysis page: each renders on the tiny root (and the zoo when built), and the main
+interactions (input text, uploaded or drawn image, model, layer, snapshot) change what is shown."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from app_helpers import array, figure_titles, figures, start, texts
+from PIL import Image
+
+from gmlp_core import load_checkpoint, load_tokenizer
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _top_lines(at) -> dict[str, str]:  # noqa: ANN001 - AppTest
+    """{model: "tok (p%), ..."} of the first [MASK], as the inference page prints it."""
+    out = {}
+    for c in at.caption:
+        text = c.value.replace("\\", "")
+        if " · [MASK] #1 top " in text:
+            name, rest = text.split(" · [MASK] #1 top ", 1)
+            out[name] = rest.split(": ", 1)[1]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Live inference
+
+
+def test_fill_mask_shows_each_models_own_prediction(app_root: Path) -> None:
+    from dashboard.inference_view import top_line
+    from gmlp_core.inference import fill_mask
+
+    at = start("inference", query={"models": "mlm-gmlp,mlm-amlp,mlm-transformer"})
+    first = _top_lines(at)
+    assert set(first) == {"mlm-gmlp", "mlm-amlp", "mlm-transformer"}
+    text = "a module is a [MASK] containing definitions ."
+    at.text_area(key="fill-text").set_value(text).run()
+    shown = _top_lines(at)
+    for name, line in shown.items():
+        model, tok = load_checkpoint(app_root / name, device="cpu"), load_tokenizer(app_root / name)
+        table = fill_mask(model, tok, text, top_k=5).table
+        want = top_line(table[table["mask_index"] == 0])
+        assert [e.rsplit(" (", 1)[0] for e in line.split("), ")] == [e.rsplit(" (", 1)[0] for e in want.split("), ")]
+    at.slider(key="fill-topk").set_value(3).run()
+    assert all(len(line.split("), ")) == 3 for line in _top_lines(at).values())
+
+
+def test_fill_mask_two_masks_and_examples(app_root: Path) -> None:
+    at = start("inference", query={"models": "mlm-gmlp"})
+    at.text_area(key="fill-text").set_value("the [MASK] of a [MASK] .").run()
+    titles = figure_titles(at)
+    assert any("[MASK] #1" in t for t in titles) and any("[MASK] #2" in t for t in titles)
+    at.selectbox(key="fill-example").set_value(at.selectbox(key="fill-example").options[1]).run()
+    assert at.text_area(key="fill-text").value == at.selectbox(key="fill-example").options[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "fragment"),
+    [
+        ("", "error", "empty"),
+        ("   \n\t ", "error", "empty"),
+        ("no mask here at all", "error", "[MASK]"),
+        ("x " * 50_000 + "[MASK]", "warning", "only the first 20,000"),
+        ("the [MASK] is 🐍🔥 ✨ here", None, None),
+        ("ctrl \x00\x07\x1b [MASK] chars", None, None),
+        ("[MASK] " + "word " * 300, "warning", "Truncated"),
+    ],
+)
+def test_bad_text_gets_a_message_not_a_traceback(lens_root: Path, monkeypatch, text: str, kind, fragment) -> None:  # noqa: ANN001
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    at = start("inference", query={"models": "mlm-gmlp,mlm-transformer"})
+    at.text_area(key="fill-text").set_value(text).run()
+    assert not at.exception
+    if kind is not None:
+        shown = " ".join(el.value for el in getattr(at, kind))
+        assert fragment in shown, shown
+    # and the app keeps serving: a good input works right after
+    at.text_area(key="fill-text").set_value("the [MASK] is here").run()
+    assert set(_top_lines(at)) == {"mlm-gmlp", "mlm-transformer"}
+
+
+def test_classify_validation_digit_upload_and_drawing(app_root: Path) -> None:
+    from gmlp_core.data.images import load_digits_split
+
+    at = start("inference", query={"models": "vision-gmlp,vision-transformer"})
+    assert any(m.label == "Prediction" for m in at.metric)
+    x, y = load_digits_split("validation")
+    at.number_input(key="infer-index").set_value(7).run()
+    assert f"validation digit #7 (label {int(y[7])})" in texts(at)
+    model = load_checkpoint(app_root / "vision-gmlp", device="cpu")
+    with torch.no_grad():
+        want = int(model(pixel_values=x[7:8]).logits.argmax())
+    gmlp_metric = [m for m in at.metric if m.label == "Prediction"][0]
+    assert str(gmlp_metric.value).startswith(str(want))
+
+    at.button_group(key="infer-source").set_value("Upload an image").run()
+    assert "Upload an image to classify it" in texts(at)
+    digit = (x[3, 0].numpy() * 255).astype(np.uint8)
+    big = np.kron(digit, np.ones((16, 16), dtype=np.uint8))  # a 128 x 128 upload of the same digit
+    at.file_uploader(key="infer-upload").set_value(("three.png", _png(big), "image/png")).run()
+    assert not at.exception and "three.png (128 x 128" in texts(at)
+    preview = figures(at)[0].data[0].z
+    assert np.allclose(array(preview), x[3, 0].numpy() / x[3, 0].numpy().max(), atol=0.05)
+
+    at.file_uploader(key="infer-upload").set_value(("notes.png", b"this is not an image", "image/png")).run()
+    assert "not an image" in " ".join(e.value for e in at.error)
+    huge = Image.new("L", (8000, 8000))
+    buf = io.BytesIO()
+    huge.save(buf, format="PNG")
+    at.file_uploader(key="infer-upload").set_value(("huge.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and "megapixels" in " ".join(e.value for e in at.error)
+
+    at.button_group(key="infer-source").set_value("Draw a digit").run()
+    assert "your drawing" in texts(at)
+
+    def canvas() -> np.ndarray:
+        fig = [f for f in figures(at) if f.data and f.data[0].type == "scatter"][0]
+        return array(fig.data[0].marker.color).reshape(8, 8)
+
+    assert np.allclose(canvas(), 0)  # a blank grid to start with
+    at.selectbox(key="infer-start").set_value("digit 0").run()
+    at.button(key="infer-reset").click().run()
+    zero = x[int(np.flatnonzero(y.numpy() == 0)[0]), 0].numpy()
+    assert np.allclose(canvas(), zero, atol=1e-6)  # the grid now holds the first validation 0
+    preview = [f for f in figures(at) if f.data and f.data[0].type == "heatmap"][0]
+    assert np.allclose(array(preview.data[0].z), zero / zero.max(), atol=0.05)  # and the models see it
+
+
+# ------------------------------------------------------------------------------------------------
+# Spatial weights
+
+
+def _first_heatmap_z(at) -> np.ndarray:  # noqa: ANN001
+    return array(figures(at)[0].data[0].z)
+
+
+def test_spatial_page_shows_the_models_W_per_layer(app_root: Path) -> None:
+    at = start("spatial", query={"models": "mlm-gmlp,vision-gmlp,mlm-transformer"})
+    assert at.selectbox(key="spatial-model").options == ["mlm-gmlp", "vision-gmlp"]  # no Transformer: it has no W
+    model = load_checkpoint(app_root / "mlm-gmlp", device="cpu")
+    weights = [w.numpy() for w in model.spatial_weights()]
+    assert np.allclose(_first_heatmap_z(at), weights[0], atol=1e-5)
+    at.slider(key="spatial-layer").set_value(1).run()
+    assert np.allclose(_first_heatmap_z(at), weights[1], atol=1e-5)
+    # Toeplitz part + residual == W
+    fig = figures(at)[0]
+    w, t, r = (array(tr.z) for tr in fig.data[:3])
+    assert np.allclose(t + r, w, atol=1e-5)
+    assert "The paper's figure" in texts(at)
+    scores = [df.value for df in at.dataframe if "locality" in df.value.columns][0]
+    assert len(scores) == len(weights)
+
+    at.selectbox(key="spatial-model").set_value("vision-gmlp").run()
+    assert "filters" in texts(at)
+    vision = load_checkpoint(app_root / "vision-gmlp", device="cpu")
+    assert np.allclose(_first_heatmap_z(at), vision.spatial_weights()[1].numpy(), atol=1e-5)
+
+
+def test_spatial_snapshot_slider_moves_through_training(app_root: Path) -> None:
+    at = start("spatial", query={"models": "mlm-gmlp"})
+    slider = at.select_slider(key="snap-step-mlm-gmlp")
+    steps = list(slider.options)
+    assert len(steps) >= 2
+    assert f"at step {steps[-1]}" in " ".join(figure_titles(at))
+    slider.set_value(steps[0]).run()
+    assert f"at step {steps[0]}" in " ".join(figure_titles(at))
+
+
+def test_spatial_page_without_gmlp_models_explains_why(app_root: Path) -> None:
+    at = start("spatial", query={"models": "mlm-transformer"})
+    assert "Pick at least one gMLP or aMLP model" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------------
+# W versus attention
+
+
+def test_w_vs_attention_computes_on_demand_and_follows_the_input(app_root: Path) -> None:
+    at = start("w_vs_attention", query={"models": "mlm-gmlp,mlm-amlp,mlm-transformer"})
+    assert "Press **Compute the maps**" in texts(at)
+    assert not figures(at)  # nothing heavy before the button
+    at.button(key="wva-compute").click().run()
+    titles = " ".join(figure_titles(at))
+    assert "W (static)" in titles and "gate" in titles
+    attention = [f for f in figures(at) if any((tr.hovertemplate or "").count("attention") for tr in f.data)]
+    assert attention
+    rows = array(attention[0].data[0].z)
+    assert np.allclose(rows.sum(-1), 1.0, atol=1e-3)  # each attention row is a distribution
+    influence = figures(at)[-1]
+    assert [a.text for a in influence.layout.annotations][:3] == ["mlm-transformer", "mlm-amlp", "mlm-gmlp"]
+    before = array(influence.data[0].z)
+
+    at.text_input(key="wva-text").set_value("a class defines methods and attributes .").run()
+    assert "Press **Compute the maps**" in texts(at)  # a new input needs a new computation
+    at.button(key="wva-compute").click().run()
+    after = array(figures(at)[-1].data[0].z)
+    assert before.shape != after.shape or not np.allclose(before, after)
+
+
+def test_w_vs_attention_on_images(app_root: Path) -> None:
+    at = start("w_vs_attention", query={"models": "vision-gmlp,vision-amlp,vision-transformer"})
+    at.button(key="wva-compute").click().run()
+    assert "Token influence" in texts(at)
+    assert len(figures(at)) >= 4
+
+
+# ------------------------------------------------------------------------------------------------
+# Attributions
+
+
+def test_attributions_for_a_masked_prediction(app_root: Path) -> None:
+    at = start("attributions", query={"models": "mlm-gmlp,mlm-transformer"})
+    assert "Press **Explain**" in texts(at)
+    at.button(key="attr-run").click().run()
+    deltas = [m for m in at.metric if "convergence delta" in m.label]
+    assert len(deltas) == 2
+    assert all(abs(float(m.value)) < 1.0 for m in deltas)
+    table = [df.value for df in at.dataframe if "attribution" in df.value.columns][0]
+    assert set(table["model"]) == {"mlm-gmlp", "mlm-transformer"} and table["method"].nunique() == 2
+    assert len([c for c in at.caption if c.value.startswith("explaining")]) == 2
+    at.text_input(key="attr-word").set_value("the").run()
+    assert "Press **Explain**" in texts(at)  # a new target needs a new computation
+    at.button(key="attr-run").click().run()
+    explained = [c.value for c in at.caption if c.value.startswith("explaining")]
+    assert len(explained) == 2 and all("**the**" in c for c in explained)
+
+    at.text_input(key="attr-text").set_value("no mask in this one").run()
+    assert "Put a [MASK] in the sentence" in texts(at)
+
+
+def test_attributions_for_an_image_class(app_root: Path) -> None:
+    at = start("attributions", query={"models": "vision-gmlp"})
+    at.button(key="attr-run").click().run()
+    assert any("convergence delta" in m.label for m in at.metric)
+    maps = [f for f in figures(at) if f.data and f.data[0].type == "heatmap" and array(f.data[0].z).shape == (8, 8)]
+    assert maps
+    at.selectbox(key="attr-class").set_value(3).run()
+    at.button(key="attr-run").click().run()
+    assert any("class 3" in c.value for c in at.caption)

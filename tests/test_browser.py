@@ -1,0 +1,75 @@
+"""Real browser: the served app in headless Chromium, every page, no error boxes, plotly charts drawn.
+
+Screenshots go to docs/screenshots/<page>.png when GMLP_LENS_SCREENSHOTS=1, else to a temporary folder.
+Runs against the demo zoo in checkpoints/ when it is built, else against the tiny test root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import zoo_is_present
+from server_helpers import CHROMIUM, CHROMIUM_ARGS, PAGE_PATHS, REPO, streamlit_server, wait_idle
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
+]
+
+# Pages whose first view draws at least one plotly chart (the others draw charts after a click).
+CHART_PAGES = {"inference", "spatial", "scaling", "training"}
+
+
+@pytest.fixture(scope="module")
+def served(lens_root: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    root = REPO / "checkpoints" if zoo_is_present() else lens_root
+    with streamlit_server(root, tmp_path_factory.mktemp("server") / "streamlit.log") as (url, _pid):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _shots_dir(tmp_path: Path) -> Path:
+    if os.environ.get("GMLP_LENS_SCREENSHOTS") == "1":
+        out = REPO / "docs" / "screenshots"
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    return tmp_path
+
+
+@pytest.mark.parametrize("page_name", list(PAGE_PATHS))
+def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path: Path) -> None:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1600, "height": 1800}, device_scale_factor=1)
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("pageerror", lambda err: console_errors.append(str(err)))
+    try:
+        page.goto(f"{served}/{PAGE_PATHS[page_name]}", wait_until="domcontentloaded")
+        wait_idle(page)
+        if page_name == "w_vs_attention" or page_name == "attributions":
+            button = page.get_by_role("button", name="Compute" if page_name == "w_vs_attention" else "Explain")
+            if button.count():
+                button.first.click()
+                page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=180_000)
+                wait_idle(page, timeout_ms=180_000)
+        assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+            '[data-testid="stException"]'
+        ).first.inner_text()
+        assert page.locator("h1").count() >= 1
+        if page_name in CHART_PAGES | {"w_vs_attention", "attributions"}:
+            page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=60_000)
+            assert page.locator(".js-plotly-plot").count() >= 1
+        page.screenshot(path=str(_shots_dir(tmp_path) / f"{page_name}.png"), full_page=True)
+        assert not console_errors, console_errors
+    finally:
+        context.close()
