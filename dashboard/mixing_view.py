@@ -101,7 +101,13 @@ def show_model(p: Prepared, data: MixingData, layer: int) -> None:
     elif p.arch == "amlp":
         panels = [_crop(data.attentions[layer][0], k), _crop(data.weights[layer], k)]
         fig = plots.matrix_grid(
-            panels, ["tiny attention", "W"], labels, cols=2, diverging=True, shared_scale=False, panel_height=260
+            panels,
+            ["tiny attention", "W"],
+            labels,
+            cols=2,
+            diverging=[False, True],
+            shared_scale=False,
+            panel_height=260,
         )
         widgets.chart(fig, key=f"wva-amlp-{p.name}")
         st.caption("aMLP adds a single tiny attention head inside the gate, next to its static W.")

@@ -93,31 +93,35 @@ def matrix_grid(
     *,
     cols: int = 4,
     value: str = "W",
-    diverging: bool = True,
+    diverging: bool | Sequence[bool] = True,
     shared_scale: bool = True,
     panel_height: int = 300,
 ) -> go.Figure:
-    """Small multiples of matrices (one per layer or head), on one colour scale when ``shared_scale``."""
+    """Small multiples of matrices (one per layer or head). With ``shared_scale`` every panel uses one
+    colour scale and a colour bar is drawn; otherwise each panel is scaled on its own (values on hover).
+    ``diverging`` may be given per panel (e.g. attention next to W)."""
     k = len(panels)
+    kinds = [diverging] * k if isinstance(diverging, bool) else list(diverging)
     cols = max(1, min(cols, k))
     rows = math.ceil(k / cols)
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.04, vertical_spacing=0.1
+        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.05, vertical_spacing=0.12
     )
-    if diverging:
-        zmax = max(_symmetric(np.asarray(p)) for p in panels) if shared_scale else None
-    else:
-        zmax = max(float(np.nanmax(p)) for p in panels) if shared_scale else None
-    for i, z in enumerate(panels):
-        r, c = divmod(i, cols)
-        fig.add_trace(
-            matrix_trace(z, tokens, value=value, diverging=diverging, zmax=zmax, showscale=shared_scale and i == 0),
-            row=r + 1,
-            col=c + 1,
+    zmax = None
+    if shared_scale:
+        zmax = max(
+            (_symmetric(np.asarray(p)) if d else float(np.nanmax(p))) for p, d in zip(panels, kinds, strict=True)
         )
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1)
+    for i, (z, div) in enumerate(zip(panels, kinds, strict=True)):
+        r, c = divmod(i, cols)
+        trace = matrix_trace(z, tokens, value=value, diverging=div, zmax=zmax, showscale=shared_scale and i == 0)
+        fig.add_trace(trace, row=r + 1, col=c + 1)
+        n = np.asarray(z).shape[0]
+        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1, **_ticks(n, tokens))
         fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
     fig.update_layout(height=panel_height * rows + 60, margin=dict(t=50))
+    if tokens is not None:
+        fig.update_yaxes(tickfont=dict(size=11))
     return fig
 
 
@@ -129,7 +133,7 @@ def row_profiles(
     n_layers, n = profiles.shape
     cols = max(1, min(cols, n_layers))
     rows = math.ceil(n_layers / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"layer {i}" for i in range(n_layers)], shared_yaxes=True)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"layer {i}" for i in range(n_layers)])
     offsets = np.arange(n) - position
     labels = _labels(n, tokens)
     for layer in range(n_layers):

@@ -40,7 +40,8 @@ else:
                 plots.scaling(df, fits, x, y, curve=power_law_curve, paper=paper, title=f"{y} vs {label}"),
                 key=f"scaling-{x}",
             )
-            widgets.table(fits.round(4), f"power-law-fits-{x}")
+            shown = fits[["arch", "alpha", "alpha_err", "c", "r2", "n_points", "a", "form"]].round(4)
+            widgets.table(shown, f"power-law-fits-{x}")
     if overlay:
         st.caption(
             "Stars: Liu et al. 2021, Table 5 (BERT setup on C4, 1M steps, total parameters). They sit far from our "
