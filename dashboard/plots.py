@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label
 
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-MAX_TICKS = 40  # beyond this many positions, label every k-th tick
+MAX_TICKS = 32  # beyond this many positions, label every k-th tick
 
 
 def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
@@ -26,8 +26,10 @@ def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
     return [f"{i}: {t}" for i, t in enumerate(list(tokens)[:n])] + [str(i) for i in range(len(tokens), n)]
 
 
-def _ticks(n: int, tokens: Sequence[str] | None) -> dict:
-    step = max(1, math.ceil(n / MAX_TICKS))
+def _ticks(n: int, tokens: Sequence[str] | None, max_ticks: int = MAX_TICKS) -> dict:
+    if tokens is None:  # bare positions: a few round numbers are enough
+        max_ticks = min(max_ticks, 16)
+    step = max(1, math.ceil(n / max_ticks))
     vals = list(range(0, n, step))
     text = [str(tokens[i]) if tokens is not None and i < len(tokens) else str(i) for i in vals]
     return dict(tickmode="array", tickvals=vals, ticktext=text)
@@ -117,7 +119,7 @@ def matrix_grid(
         trace = matrix_trace(z, tokens, value=value, diverging=div, zmax=zmax, showscale=shared_scale and i == 0)
         fig.add_trace(trace, row=r + 1, col=c + 1)
         n = np.asarray(z).shape[0]
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1, **_ticks(n, tokens))
+        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1, **_ticks(n, tokens, 20))
         fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
     fig.update_layout(height=panel_height * rows + 60, margin=dict(t=50))
     if tokens is not None:
