@@ -19,10 +19,13 @@ ZOO_COLUMN_CONFIG = {
 
 
 def display_zoo(lens: Lens) -> pd.DataFrame:
-    """The zoo table as shown: a "picked" column first, the file path left out."""
+    """The zoo table as shown: what was picked and the scores first, the file path left out (and the
+    error column when nothing is broken)."""
     df = lens.zoo.drop(columns=["path"], errors="ignore").copy()
     df.insert(0, "picked", df["name"].isin(lens.selected))
-    first = ["picked", "name", "status"]
+    if (df["error"].fillna("") == "").all():
+        df = df.drop(columns="error")
+    first = ["picked", "name", "status", "arch", "task", "val_ppl", "val_accuracy", "params", "non_embedding_params"]
     return df[first + [c for c in df.columns if c not in first]]
 
 
