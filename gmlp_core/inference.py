@@ -1,0 +1,183 @@
+"""Inference helpers for the dashboard and scripts: fill-mask for MLM models, classification for vision models.
+
+Both are pure functions of ``(model, input)``: they register no hooks, never call ``.eval()`` or
+``.to()`` on the model and never change its parameters, so one model can be shared by every user of
+the app. Put the model in ``eval()`` once when loading it (a model left in training mode runs its
+dropout, which is logged as a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tokenizers import Tokenizer
+from torch import Tensor, nn
+
+from gmlp_core.data.tokenizer import _MASK_PATTERN, MASK_ID, encode_for_model
+from gmlp_core.models.model import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 1_000_000  # longer text is refused before tokenising (the model reads at most seq_len pieces)
+MAX_TOP_K = 100
+
+
+class BadInput(ValueError):
+    """An input a user typed or uploaded that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class FillMaskResult:
+    """The top-k predictions for every [MASK] of one text.
+
+    ``table`` has one row per (mask, rank): ``mask_index`` (0 for the first [MASK]), ``position`` (its
+    index among the model's ``seq_len`` inputs), ``rank`` (1 = best), ``token``, ``token_id`` and
+    ``probability`` (softmax over the whole vocabulary).
+    """
+
+    tokens: list[str]  # the seq_len word pieces the model read, "[PAD]" for padding
+    input_ids: list[int]  # length seq_len
+    mask_positions: list[int]  # positions of the [MASK] tokens that were predicted (within seq_len)
+    truncated: bool  # the text had more than seq_len word pieces; the rest was not read
+    n_real: int  # word pieces read (before padding)
+    n_total: int  # word pieces in the whole text
+    n_masks_dropped: int  # [MASK] tokens lost to truncation
+    latency_ms: float  # the forward pass and the softmax, in milliseconds
+    table: pd.DataFrame = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    """Class probabilities for one image: ``table`` (class, probability) sorted best first."""
+
+    predicted: int
+    probabilities: np.ndarray  # (num_classes,) in class order
+    latency_ms: float
+    table: pd.DataFrame = field(repr=False)
+
+
+def _check_model(model: nn.Module, task: str) -> None:
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "task", None) != task:
+        got = getattr(cfg, "task", type(model).__name__)
+        raise ValueError(f"expected a LensModel for task {task!r}, got {got!r}")
+    if model.training and cfg.dropout > 0:
+        log.warning("model is in training mode: dropout makes predictions random; call model.eval() after loading")
+
+
+def _clean_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise BadInput(f"the text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadInput(
+            f"the text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,} (the model reads only its "
+            "first word pieces anyway): shorten it"
+        )
+    # Lone surrogates (possible in a Python str, not in UTF-8) would make the Rust tokenizer fail.
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5) -> FillMaskResult:
+    """Predict the top-k word pieces for every "[MASK]" in ``text`` (any case, e.g. "[mask]").
+
+    The text is encoded without [CLS]/[SEP], truncated to the model's ``seq_len`` (``truncated`` says
+    so) and padded with [PAD], as during training. Only the masked positions are projected onto the
+    vocabulary. Raises :class:`BadInput` for empty text, text without a [MASK] (or with all of them
+    beyond ``seq_len``), text over ``MAX_TEXT_CHARS`` characters, or a bad ``top_k``.
+    """
+    _check_model(model, "mlm")
+    text = _clean_text(text)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= MAX_TOP_K:
+        raise BadInput(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+    cfg = model.config
+    top_k = min(int(top_k), cfg.vocab_size)
+    if not text.strip():
+        raise BadInput("the text is empty: type a sentence with [MASK] where a word should be predicted")
+    enc = encode_for_model(tokenizer, text, cfg.seq_len)
+    if enc.n_real == 0:
+        raise BadInput("the text has no readable word pieces: type a sentence with [MASK] in it")
+    n_masks = len(_MASK_PATTERN.findall(text))  # encode_for_model turns each match into one [MASK] id
+    if not enc.mask_positions:
+        if n_masks:
+            raise BadInput(
+                f"every [MASK] is beyond the first {cfg.seq_len} word pieces the model reads "
+                f"(the text has {enc.n_total}): move a [MASK] earlier or shorten the text"
+            )
+        raise BadInput('the text has no [MASK]: write "[MASK]" where the model should predict a word')
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([enc.input_ids], dtype=torch.long, device=device)  # (1, seq_len)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[0, enc.mask_positions] = MASK_ID  # any id: only selects which positions get vocabulary logits
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model(input_ids=ids, labels=labels)
+        probs = out.masked_logits.float().softmax(dim=-1)  # (n_masks, vocab), masks in position order
+        top_p, top_i = probs.topk(top_k, dim=-1)
+    top_p, top_i = top_p.cpu().numpy(), top_i.cpu().numpy()
+    latency_ms = (time.perf_counter() - start) * 1e3
+
+    rows = []
+    for m, position in enumerate(enc.mask_positions):
+        for r in range(top_k):
+            token_id = int(top_i[m, r])
+            rows.append((m, position, r + 1, tokenizer.id_to_token(token_id) or f"[{token_id}]", token_id))
+    table = pd.DataFrame(rows, columns=["mask_index", "position", "rank", "token", "token_id"])
+    table["probability"] = top_p.reshape(-1).astype(float)
+    return FillMaskResult(
+        tokens=enc.tokens,
+        input_ids=enc.input_ids,
+        mask_positions=enc.mask_positions,
+        truncated=enc.truncated,
+        n_real=enc.n_real,
+        n_total=enc.n_total,
+        n_masks_dropped=n_masks - len(enc.mask_positions),
+        latency_ms=latency_ms,
+        table=table,
+    )
+
+
+def _as_pixels(pixel_values: object, cfg) -> Tensor:  # noqa: ANN001 - ModelConfig
+    expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
+    try:
+        x = torch.as_tensor(np.asarray(pixel_values) if not isinstance(pixel_values, Tensor) else pixel_values)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise BadInput(f"pixel_values must be an array of shape {expected}, got {type(pixel_values).__name__}") from err
+    if x.dim() == 2 and cfg.in_channels == 1:
+        x = x[None]
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or tuple(x.shape) != (1, *expected):
+        raise BadInput(
+            f"pixel_values must be one image of shape {expected} (or (1, ...)), got {tuple(x.shape)}: "
+            "convert images with gmlp_core.data.images.to_pixel_values"
+        )
+    if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int32, torch.int64)):
+        raise BadInput(f"pixel_values must be numbers, got dtype {x.dtype}")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise BadInput("pixel_values contain NaN or infinity")
+    return x
+
+
+def classify_image(model: nn.Module, pixel_values: Tensor | np.ndarray) -> ClassifyResult:
+    """Class probabilities for one image already in the model's convention (floats in [0, 1], ``(1, C, H, W)``).
+
+    Raises :class:`BadInput` for a wrong shape or non-finite values.
+    """
+    _check_model(model, "vision")
+    x = _as_pixels(pixel_values, model.config)
+    param = next(model.parameters())
+    x = x.to(device=param.device, dtype=param.dtype)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        probs = model(pixel_values=x).logits[0].float().softmax(dim=-1).cpu().numpy()  # (classes,)
+    latency_ms = (time.perf_counter() - start) * 1e3
+    order = np.argsort(-probs, kind="stable")
+    table = pd.DataFrame({"class": order.astype(int), "probability": probs[order].astype(float)})
+    return ClassifyResult(predicted=int(order[0]), probabilities=probs, latency_ms=latency_ms, table=table)
