@@ -1,0 +1,93 @@
+"""Token influence: the token-mixing map every architecture has, whatever mixes its tokens.
+
+``influence[i, j] = ||d h_i / d e_j||_F``: how much the final hidden state at position i moves when
+the input embedding at position j moves. ``e`` is the input of the block stack (``hidden_states[0]``:
+token embeddings, plus position embeddings for the Transformer; patch embeddings for vision) and ``h``
+the output of the last block (``hidden_states[-1]``, before the final LayerNorm, which acts on each
+position alone and so changes no mixing). It is evaluated at the given input (a local, linearised view).
+
+Only token mixing puts anything off the diagonal: a gMLP with ``gating="linear"`` gives an exactly
+diagonal map, a causal model an exactly lower-triangular one, and a gMLP at initialisation (W ~ 0)
+a nearly diagonal one.
+
+Exact mode computes every row of every Jacobian block (L * d_model vector-Jacobian products). For
+large ``L * d_model`` the default is a Hutchinson estimate: ``E_v ||v^T J_ij||^2 = ||J_ij||_F^2`` for
+``v ~ N(0, I)``, with ``n_probes`` Gaussian probes per output position (seeded, so deterministic). An
+exactly zero block stays exactly zero in both modes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gmlp_core.analysis.attention import model_inputs
+
+__all__ = ["token_influence"]
+
+EXACT_LIMIT = 4096  # L * d_model up to which "auto" computes the exact norms
+
+
+def _hidden(model: nn.Module, embeds: Tensor) -> Tensor:
+    labels = None
+    if model.config.task == "mlm":  # all positions ignored: no vocabulary projection
+        labels = torch.full(embeds.shape[:2], -100, dtype=torch.long, device=embeds.device)
+    return model(inputs_embeds=embeds, labels=labels, output_hidden_states=True).hidden_states[-1]
+
+
+def _probes(length: int, dim: int, n_probes: int | None, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Output-side vectors (P, L, d), each nonzero at one position only, and that position per vector."""
+    if n_probes is None:  # exact: every unit vector e_(i, k)
+        eye = torch.eye(length * dim, device=device).reshape(length * dim, length, dim)
+        return eye, torch.arange(length, device=device).repeat_interleave(dim)
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(length, n_probes, dim, generator=g).to(device) / n_probes**0.5
+    probes = torch.zeros(length, n_probes, length, dim, device=device)
+    probes[torch.arange(length), :, torch.arange(length)] = v  # probe (i, p) lives at position i
+    return probes.reshape(length * n_probes, length, dim), torch.arange(length, device=device).repeat_interleave(
+        n_probes
+    )
+
+
+def token_influence(
+    model: nn.Module,
+    input_ids: Tensor | None = None,
+    pixel_values: Tensor | None = None,
+    *,
+    n_probes: int | None = None,
+    exact: bool | None = None,
+    seed: int = 0,
+    chunk_size: int = 64,
+) -> Tensor:
+    """The ``(L, L)`` map ``||d h_i / d e_j||_F`` for one input (batch of one), as float32 on the CPU.
+
+    ``exact=None`` (auto) is exact when ``L * d_model <= EXACT_LIMIT``, else estimated with
+    ``n_probes`` (default 16) Gaussian probes per position. The model is not modified: gradients are
+    taken with respect to a detached copy of the embeddings only.
+    """
+    inputs = model_inputs(model, input_ids, pixel_values)
+    batch = next(iter(inputs.values())).shape[0]
+    if batch != 1:
+        raise ValueError(f"token_influence takes one input (batch of 1), got a batch of {batch}")
+    with torch.no_grad():
+        embeds = model(**inputs, output_hidden_states=True, labels=_ignore_all(model, inputs)).hidden_states[0]
+    _, length, dim = embeds.shape
+    if exact is None:
+        exact = n_probes is None and length * dim <= EXACT_LIMIT
+    probes, owner = _probes(length, dim, None if exact else (n_probes or 16), seed, embeds.device)
+    influence2 = torch.zeros(length, length, dtype=torch.float32, device=embeds.device)
+    with torch.enable_grad():
+        x = embeds.detach().clone().requires_grad_(True)  # (1, L, d)
+        h = _hidden(model, x)  # (1, L, d)
+        for start in range(0, probes.shape[0], chunk_size):
+            v = probes[start : start + chunk_size, None].to(h.dtype)  # (P, 1, L, d)
+            (grads,) = torch.autograd.grad(h, x, v, retain_graph=True, is_grads_batched=True)  # (P, 1, L, d)
+            sq = grads[:, 0].float().pow(2).sum(-1)  # (P, L): ||v^T J_(i, j)||^2 for each input position j
+            influence2.index_add_(0, owner[start : start + chunk_size], sq)
+    return influence2.sqrt().cpu()
+
+
+def _ignore_all(model: nn.Module, inputs: dict[str, Tensor]) -> Tensor | None:
+    if model.config.task != "mlm":
+        return None
+    return torch.full_like(inputs["input_ids"], -100)
