@@ -1,0 +1,107 @@
+"""Every fast path computes the same function as the plain one it replaces.
+
+- MLM: vocabulary logits at the masked positions only (``masked_logits``) vs the full logits.
+- Attention: the fused ``scaled_dot_product_attention`` (default) vs the explicit softmax (``output_attentions``).
+- Toeplitz W (2n - 1 weights) vs the dense W it expands to.
+- ``torch.compile`` (the benchmark's opt-in training path) vs eager: same loss, logits and gradients, and
+  deterministic from run to run.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gmlp_core import build_model, preset
+from gmlp_core.models.model import IGNORE_INDEX
+
+
+def _batch(cfg, batch: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, cfg.vocab_size, (batch, cfg.seq_len), generator=g)
+    masked = torch.rand(batch, cfg.seq_len, generator=g) < 0.3
+    masked[0, 0] = True
+    return ids.masked_fill(masked, 4), torch.where(masked, ids, torch.full_like(ids, IGNORE_INDEX))
+
+
+@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+def test_masked_logits_equal_the_full_logits_rows(arch: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(preset(f"{arch}-tiny-mlm")).eval()
+    ids, labels = _batch(model.config)
+    with torch.no_grad():
+        fast = model(input_ids=ids, labels=labels)
+        plain = model(input_ids=ids, labels=labels, output_logits=True)
+        full = model(input_ids=ids).logits
+    assert fast.logits is None and fast.masked_logits.shape == (int((labels != IGNORE_INDEX).sum()), 64)
+    torch.testing.assert_close(fast.masked_logits, full[labels != IGNORE_INDEX], rtol=1e-5, atol=1e-6)
+    loss = torch.nn.functional.cross_entropy(full.reshape(-1, 64), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    torch.testing.assert_close(fast.loss, loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(plain.logits, full, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("arch", ["amlp", "transformer"])
+def test_fused_attention_equals_explicit_softmax(arch: str, causal: bool) -> None:
+    torch.manual_seed(1)
+    model = build_model(preset(f"{arch}-tiny-mlm", causal=causal)).eval()
+    ids, _ = _batch(model.config, seed=1)
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0  # padding keys in one sequence
+    for attention_mask in (None, mask):
+        with torch.no_grad():
+            fused = model(input_ids=ids, attention_mask=attention_mask, output_hidden_states=True)
+            explicit = model(
+                input_ids=ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=True
+            )
+        assert fused.attentions is None and explicit.attentions is not None
+        for a, b in zip(fused.hidden_states, explicit.hidden_states, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_toeplitz_w_equals_the_dense_w_it_expands_to() -> None:
+    torch.manual_seed(2)
+    toeplitz = build_model(preset("gmlp-tiny-mlm", spatial="toeplitz", causal=True)).eval()
+    dense = build_model(preset("gmlp-tiny-mlm", causal=True)).eval()
+    state = {k: v for k, v in toeplitz.state_dict().items() if "spatial.weight" not in k}
+    for layer, w in enumerate(toeplitz.spatial_weights()):
+        i = torch.arange(w.shape[0])
+        # constant along each (lower) diagonal, zero above it (causal)
+        assert all(torch.equal(w.diagonal(-k), w[k, 0].expand(w.shape[0] - k)) for k in range(w.shape[0]))
+        assert torch.equal(w.triu(1), torch.zeros_like(w)) and w[i, i].abs().sum() > 0
+        state[f"blocks.{layer}.sgu.spatial.weight"] = w
+    dense.load_state_dict(state)
+    ids, labels = _batch(toeplitz.config, seed=2)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            toeplitz(input_ids=ids, labels=labels).masked_logits, dense(input_ids=ids, labels=labels).masked_logits
+        )
+
+
+def _loss_and_grads(model, ids, labels) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    grads = {
+        n.removeprefix("_orig_mod."): p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None
+    }
+    return out.loss.detach(), out.masked_logits.detach(), grads
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own use of torch.jit
+def test_torch_compile_matches_eager_and_is_deterministic() -> None:
+    torch.manual_seed(3)
+    eager = build_model(preset("gmlp-tiny-mlm", n_layers=1))
+    ids, labels = _batch(eager.config, seed=3)
+    loss, logits, grads = _loss_and_grads(eager, ids, labels)
+    compiled = torch.compile(eager)  # shares the parameters: same weights, different kernels
+    c_loss, c_logits, c_grads = _loss_and_grads(compiled, ids, labels)
+    torch.testing.assert_close(c_loss, loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c_logits, logits, rtol=1e-4, atol=1e-5)
+    assert c_grads.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(c_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    again = _loss_and_grads(compiled, ids, labels)
+    assert torch.equal(again[0], c_loss) and torch.equal(again[1], c_logits)
+    assert all(torch.equal(again[2][n], c_grads[n]) for n in grads)
