@@ -124,6 +124,7 @@ class Attribution:
     method: str
     scores: np.ndarray
     delta: float | None  # convergence delta (Integrated Gradients); None for methods without one
+    score_change: float | None = None  # f(input) - f(baseline), what the attributions should add up to
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing attributions...")
@@ -145,7 +146,7 @@ def _attribute(
         results = attr.explain_mlm(model, inputs["input_ids"], position, target, n_steps=n_steps)
     else:
         results = attr.explain_image(model, inputs["pixel_values"], target, n_steps=n_steps)
-    return [Attribution(r.method, np.asarray(r.scores, dtype=float), r.delta) for r in results]
+    return [Attribution(r.method, np.asarray(r.scores, dtype=float), r.delta, r.score_change) for r in results]
 
 
 def attribute(

@@ -110,7 +110,8 @@ def explain(lens: Lens, target: Target, n_steps: int) -> list[Attribution]:
 def show(target: Target, results: list[Attribution]) -> pd.DataFrame:
     """One model's panel: the explained prediction, each method's scores, and the convergence delta."""
     st.markdown(f"**{target.name}** ({arch_label(target.arch)})")
-    st.caption(f"explaining **{target.label}** (p = {target.probability:.1%})")
+    # a code span shows any token literally (quotes, ##pieces, markdown characters)
+    st.caption(f"explaining `` {target.label} `` (p = {target.probability:.1%})")
     rows = []
     for r in results:
         if r.delta is not None:
@@ -119,8 +120,13 @@ def show(target: Target, results: list[Attribution]) -> pd.DataFrame:
                 f"{r.delta:+.2e}",
                 help="Sum of attributions minus the score change from the baseline: near 0 is good.",
             )
-            if abs(r.delta) > DELTA_WARN:
-                st.warning(f"|delta| = {abs(r.delta):.3f} is large: increase the number of steps.")
+            if r.score_change is not None:
+                st.caption(
+                    f"attributions add up to {float(np.sum(r.scores)):+.4f}; the score (log-probability) moved "
+                    f"{r.score_change:+.4f} from the baseline"
+                )
+            if abs(r.delta) > DELTA_WARN * max(1.0, abs(r.score_change or 0.0)):
+                st.warning(f"|delta| = {abs(r.delta):.3f} is large: increase the number of integration steps.")
         if target.tokens is not None:
             k = target.n_real
             scores = r.scores[:k]

@@ -80,44 +80,51 @@ def _crop(m: np.ndarray, k: int) -> np.ndarray:
 
 
 def show_model(p: Prepared, data: MixingData, layer: int) -> None:
-    """The architecture's own token mixing at ``layer``: attention heads, tiny attention + W, or W + gate."""
+    """The architecture's own token mixing at ``layer``, one full-width row per model (readable on a projector):
+    attention heads, tiny attention next to W, or W next to the gate."""
     k, labels = p.n_show, p.labels
     n_layers = max(len(data.attentions), len(data.weights))
     layer = min(layer, n_layers - 1)
-    st.markdown(f"**{arch_label(p.arch)}** · {p.name} · layer {layer}")
+    st.markdown(f"#### {arch_label(p.arch)} · {p.name} · layer {layer}")
     if p.arch == "transformer":
         heads = data.attentions[layer]
         fig = plots.matrix_grid(
             [_crop(h, k) for h in heads],
             [f"head {i}" for i in range(len(heads))],
             labels,
-            cols=2,
+            cols=min(4, len(heads)),
             value="attention",
             diverging=False,
-            panel_height=260,
+            panel_height=340,
         )
         widgets.chart(fig, key=f"wva-attn-{p.name}")
-        st.caption("Attention: recomputed for every input. Rows sum to one.")
+        st.caption("Attention: recomputed for every input. Each row is a distribution over the inputs (sums to one).")
     elif p.arch == "amlp":
+        left, right = st.columns([2, 1], vertical_alignment="center")
         panels = [_crop(data.attentions[layer][0], k), _crop(data.weights[layer], k)]
         fig = plots.matrix_grid(
             panels,
-            ["tiny attention", "W"],
+            ["tiny attention (input-dependent)", "W (static)"],
             labels,
             cols=2,
             diverging=[False, True],
             shared_scale=False,
-            panel_height=260,
+            panel_height=380,
         )
-        widgets.chart(fig, key=f"wva-amlp-{p.name}")
-        st.caption("aMLP adds a single tiny attention head inside the gate, next to its static W.")
+        with left:
+            widgets.chart(fig, key=f"wva-amlp-{p.name}")
+        right.caption(
+            "aMLP adds a single tiny attention head inside the gate, next to its static W. Compare its pattern with "
+            "the Transformer's heads above and with W beside it."
+        )
     else:
-        widgets.chart(
-            plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", height=330), key=f"wva-w-{p.name}"
-        )
-        widgets.chart(
-            plots.gate(data.gates[layer][:k], labels, title="gate (input-dependent)"), key=f"wva-gate-{p.name}"
-        )
+        left, right = st.columns(2)
+        with left:
+            fig = plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", height=420)
+            widgets.chart(fig, key=f"wva-w-{p.name}")
+        with right:
+            fig = plots.gate(data.gates[layer][:k], labels, title="gate (input-dependent)")
+            widgets.chart(fig.update_layout(height=420), key=f"wva-gate-{p.name}")
         st.caption("W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input.")
 
 

@@ -173,7 +173,7 @@ def layer_lines(df: pd.DataFrame, x: str, ys: Sequence[str], *, title: str = "",
                 hovertemplate=f"{x} %{{x}}<br>{y} = %{{y:.3f}}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, height=360, legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(title=title, height=360, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     fig.update_xaxes(title=x, dtick=1)
     fig.update_yaxes(title=y_title)
     return fig

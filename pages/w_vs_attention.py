@@ -51,16 +51,15 @@ with widgets.guard("W versus attention"):
     results = compute(lens, prepared)
     n_layers = max(max(len(r.attentions), len(r.weights)) for r in results.values())
     layer = st.slider("Layer", 0, n_layers - 1, 0, key="wva-layer") if n_layers > 1 else 0
-    for col, p in zip(st.columns(len(prepared)), prepared, strict=True):
-        with col:
-            show_model(p, results[p.name], layer)
+    for p in prepared:
+        show_model(p, results[p.name], layer)
 
     st.subheader("Token influence: one measurement for all three")
     st.caption(
         "Entry (i, j): how strongly output position i responds to a change of input position j (the norm of the "
         "Jacobian of the final hidden state i with respect to the embedding j). Computed the same way for every model."
     )
-    panels = [p for p in prepared]
+    panels = list(prepared)
     fig = plots.matrix_grid(
         [results[p.name].influence[: p.n_show, : p.n_show] for p in panels],
         [p.name for p in panels],

@@ -4,6 +4,7 @@ interactions (input text, uploaded or drawn image, model, layer, snapshot) chang
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,11 @@ def test_w_vs_attention_computes_on_demand_and_follows_the_input(app_root: Path)
     assert [a.text for a in influence.layout.annotations][:3] == ["mlm-transformer", "mlm-amlp", "mlm-gmlp"]
     before = array(influence.data[0].z)
 
+    heads = array(figures(at)[0].data[0].z)
+    at.slider(key="wva-layer").set_value(1).run()  # another layer: other attention, other W
+    assert "mlm-transformer · layer 1" in texts(at)
+    assert not np.allclose(heads, array(figures(at)[0].data[0].z))
+
     at.text_input(key="wva-text").set_value("a class defines methods and attributes .").run()
     assert "Press **Compute the maps**" in texts(at)  # a new input needs a new computation
     at.button(key="wva-compute").click().run()
@@ -227,6 +233,12 @@ def test_attributions_for_a_masked_prediction(app_root: Path) -> None:
     deltas = [m for m in at.metric if "convergence delta" in m.label]
     assert len(deltas) == 2
     assert all(abs(float(m.value)) < 1.0 for m in deltas)
+    # completeness: the attributions add up to the score change, up to the convergence delta shown above
+    sums = [c.value for c in at.caption if c.value.startswith("attributions add up to")]
+    assert len(sums) == 2
+    for line, delta in zip(sums, deltas, strict=True):
+        total, change = (float(x) for x in re.findall(r"[+-]\d+\.\d+", line))
+        assert abs(total - change - float(delta.value)) < 1e-3 + 1e-3 * abs(change)
     table = [df.value for df in at.dataframe if "attribution" in df.value.columns][0]
     assert set(table["model"]) == {"mlm-gmlp", "mlm-transformer"} and table["method"].nunique() == 2
     assert len([c for c in at.caption if c.value.startswith("explaining")]) == 2
@@ -234,7 +246,7 @@ def test_attributions_for_a_masked_prediction(app_root: Path) -> None:
     assert "Press **Explain**" in texts(at)  # a new target needs a new computation
     at.button(key="attr-run").click().run()
     explained = [c.value for c in at.caption if c.value.startswith("explaining")]
-    assert len(explained) == 2 and all("**the**" in c for c in explained)
+    assert len(explained) == 2 and all("`` the ``" in c for c in explained)
 
     at.text_input(key="attr-text").set_value("no mask in this one").run()
     assert "Put a [MASK] in the sentence" in texts(at)

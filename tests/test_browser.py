@@ -57,11 +57,12 @@ def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path
         page.goto(f"{served}/{PAGE_PATHS[page_name]}", wait_until="domcontentloaded")
         wait_idle(page)
         if page_name == "w_vs_attention" or page_name == "attributions":
-            button = page.get_by_role("button", name="Compute" if page_name == "w_vs_attention" else "Explain")
-            if button.count():
-                button.first.click()
-                page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=180_000)
-                wait_idle(page, timeout_ms=180_000)
+            # heavy work waits behind a button: press it (the button may be drawn after the title)
+            button = page.get_by_role("button", name="Compute" if page_name == "w_vs_attention" else "Explain").first
+            button.wait_for(timeout=60_000)
+            button.click()
+            page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=180_000)
+            wait_idle(page, timeout_ms=180_000)
         assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
             '[data-testid="stException"]'
         ).first.inner_text()
@@ -69,6 +70,10 @@ def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path
         if page_name in CHART_PAGES | {"w_vs_attention", "attributions"}:
             page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=60_000)
             assert page.locator(".js-plotly-plot").count() >= 1
+        # Streamlit scrolls inside its main block, so a full-page shot is the viewport: grow it to the content
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1600, "height": min(max(1800, int(height) + 40), 6000)})
+        wait_idle(page)
         page.screenshot(path=str(_shots_dir(tmp_path) / f"{page_name}.png"), full_page=True)
         assert not console_errors, console_errors
     finally:
