@@ -2,6 +2,7 @@
 
 - MLM: vocabulary logits at the masked positions only (``masked_logits``) vs the full logits.
 - Attention: the fused ``scaled_dot_product_attention`` (default) vs the explicit softmax (``output_attentions``).
+- The Spatial Gating Unit's ``b + W z`` as one ``baddbmm`` vs the plain ``einsum`` + bias.
 - Toeplitz W (2n - 1 weights) vs the dense W it expands to.
 - ``torch.compile`` (the benchmark's opt-in training path) vs eager: same loss, logits and gradients, and
   deterministic from run to run.
@@ -57,6 +58,30 @@ def test_fused_attention_equals_explicit_softmax(arch: str, causal: bool) -> Non
         assert fused.attentions is None and explicit.attentions is not None
         for a, b in zip(fused.hidden_states, explicit.hidden_states, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"causal": True}, {"spatial": "toeplitz"}, {"gating": "multiplicative"}])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_spatial_projection_equals_the_plain_einsum(overrides: dict, batch: int) -> None:
+    torch.manual_seed(4)
+    model = build_model(preset("gmlp-tiny-mlm", **overrides))
+    spatial = model.blocks[0].sgu.spatial
+    with torch.no_grad():  # a W with weight everywhere (the causal mask must still apply)
+        spatial.weight.normal_()
+        spatial.bias.normal_()
+    width = model.config.gate_dim if overrides.get("gating") != "multiplicative" else model.config.d_ffn
+    z = torch.randn(batch, model.config.seq_len, width, requires_grad=True)
+    fast = spatial(z)
+    w = spatial.matrix()
+    plain = torch.einsum("m n, b n d -> b m d", w, z) + spatial.bias[None, :, None]
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(fast)
+    fast_grads = torch.autograd.grad(fast, (z, spatial.weight, spatial.bias), g)
+    plain_grads = torch.autograd.grad(plain, (z, spatial.weight, spatial.bias), g)
+    for a, b in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    if overrides.get("causal"):
+        assert torch.equal(fast_grads[1].triu(1), torch.zeros_like(fast_grads[1]))
 
 
 def test_toeplitz_w_equals_the_dense_w_it_expands_to() -> None:
