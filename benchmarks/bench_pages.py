@@ -2,7 +2,7 @@
 
 Starts ``streamlit run dashboard/app.py -- --root ROOT`` on a free loopback port (the zoo in ``checkpoints/`` by
 default), opens each page in Debian's Chromium through Playwright, and times from navigation until the page
-has its title and Streamlit's status widget has gone (the script run is over and the elements are drawn).
+has its title and Streamlit reports the script run over (``data-test-script-state="notRunning"``).
 "Warm" repeats reuse the server's caches (models loaded once, analysis tables cached), as a returning user sees.
 
     python benchmarks/bench_pages.py                     # ~2 minutes on a 2-core CPU
@@ -75,16 +75,22 @@ def stop_server(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
 def render_seconds(page, url: str, timeout_s: float = 180.0) -> float:  # noqa: ANN001 - playwright Page
-    """Navigate and return the seconds until the title is drawn and no script run is in progress (stable 0.3 s)."""
+    """Navigate and return the seconds until the title is drawn and the script run is over (stable for 0.3 s).
+
+    Streamlit marks its root element with ``data-test-script-state`` ("initial", "running", "notRunning").
+    """
     start = time.perf_counter()
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector("h1", timeout=timeout_s * 1000)
     idle_since = None
     while time.perf_counter() - start < timeout_s:
-        busy = page.query_selector('[data-testid="stStatusWidget"]') is not None
+        idle = page.query_selector(IDLE) is not None
         now = time.perf_counter()
-        if busy:
+        if not idle:
             idle_since = None
         elif idle_since is None:
             idle_since = now
@@ -92,7 +98,7 @@ def render_seconds(page, url: str, timeout_s: float = 180.0) -> float:  # noqa: 
             if page.query_selector('[data-testid="stException"]') is not None:
                 raise RuntimeError(f"{url}: the page shows an exception")
             return idle_since - start
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise TimeoutError(f"{url} did not finish in {timeout_s} s")
 
 
