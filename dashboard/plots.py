@@ -279,6 +279,19 @@ def token_scores(
     return fig
 
 
+def log_ticks(values: np.ndarray) -> dict:
+    """Full tick labels 1, 2, 5 x 10^k over the range of ``values`` for a log axis (plotly would label the
+    2 and 5 with a bare digit, which reads like another number)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return {}
+    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    steps = (1, 2, 5) if hi - lo <= 3 else (1,)  # over many decades, powers of ten are enough
+    vals = [m * 10.0**e for e in range(lo, hi + 1) for m in steps if v.min() / 2.5 <= m * 10.0**e <= v.max() * 2.5]
+    return dict(tickmode="array", tickvals=vals, ticktext=[f"{t:,.6g}" for t in vals]) if len(vals) >= 2 else {}
+
+
 def curves(
     df: pd.DataFrame,
     x: str,
@@ -313,6 +326,8 @@ def curves(
     fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title=x.replace("_", " "))
     fig.update_yaxes(title=y.replace("_", " "), type="log" if log_y else "linear")
+    if log_y and y in df:
+        fig.update_yaxes(**log_ticks(df[y].to_numpy()))
     return fig
 
 

@@ -56,6 +56,11 @@ def _short(path: Path, lens: Lens) -> str:
     return path.name
 
 
+def _ablation_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns worth showing, without the ones that are empty for every variant (e.g. no paper number)."""
+    return df[[c for c in ABLATION_COLUMNS if c in df.columns]].dropna(axis=1, how="all")
+
+
 def ablation(lens: Lens) -> tuple[pd.DataFrame, str]:
     """The gating ablation: from the checkpoints under the folder when they are there, else results/ablation.csv."""
     from gmlp_core.zoo import ablation_table
@@ -66,12 +71,11 @@ def ablation(lens: Lens) -> tuple[pd.DataFrame, str]:
         log.info("ablation from %s failed: %s", lens.folder, err)
         live = pd.DataFrame()
     if len(live) >= 2:
-        return live[[c for c in ABLATION_COLUMNS if c in live.columns]], f"checkpoints under {lens.folder}"
+        return _ablation_columns(live), f"checkpoints under {lens.folder}"
     csv = RESULTS_DIR / "ablation.csv"
     if csv.is_file():
         try:
-            df = pd.read_csv(csv)
-            return df[[c for c in ABLATION_COLUMNS if c in df.columns]], "results/ablation.csv"
+            return _ablation_columns(pd.read_csv(csv)), "results/ablation.csv"
         except (OSError, ValueError) as err:
             log.warning("cannot read %s: %s", csv, err)
     return pd.DataFrame(), ""

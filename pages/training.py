@@ -34,7 +34,8 @@ with right:
 
 metric = st.selectbox("Another metric", [m for m in metrics if m not in ("loss", "val_loss")], key="train-metric")
 if metric:
-    widgets.chart(plots.curves(logs, x, metric, title=metric.replace("_", " ")), key="train-other")
+    log_y = metric.endswith("ppl")  # perplexity falls from thousands to tens: only a log axis shows the end
+    widgets.chart(plots.curves(logs, x, metric, title=metric.replace("_", " "), log_y=log_y), key="train-other")
     st.caption(METRIC_HELP[metric])
 
 with st.expander("All logged rows"):

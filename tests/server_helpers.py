@@ -103,6 +103,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
+
+
 def wait_idle(page, timeout_ms: int = 60_000) -> None:  # noqa: ANN001 - playwright Page
     """Wait until the app has finished running (the status widget disappears) and the main block is drawn."""
     page.wait_for_selector("h1", timeout=timeout_ms)  # every page starts with a title

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_helpers import figure_titles, figures, start, texts
+from app_helpers import array, figure_titles, figures, start, texts
 from conftest import BROKEN, TINY_ZOO
 
 from dashboard.catalog import find_checkpoints, inspect_checkpoint, zoo_frame
@@ -163,6 +163,12 @@ def test_training_curves_follow_the_chosen_checkpoints(app_root: Path) -> None:
     at.radio(key="train-x").set_value("elapsed_s").run()
     assert figures(at)[0].layout.xaxis.title.text == "elapsed s"
     assert "Training loss" in figure_titles(at)
+    loss = figures(at)[0]
+    assert loss.layout.yaxis.type == "log"
+    ticks = [float(t.replace(",", "")) for t in loss.layout.yaxis.ticktext]  # full numbers, not bare digits
+    assert ticks == sorted(ticks) and ticks == pytest.approx(list(loss.layout.yaxis.tickvals))
+    values = [v for t in loss.data for v in array(t.y)]
+    assert ticks[0] <= max(values) and ticks[-1] >= min(values)
 
 
 def test_scaling_fits_power_laws_to_every_sweep_csv(app_root: Path) -> None:
@@ -185,6 +191,10 @@ def test_scaling_fits_power_laws_to_every_sweep_csv(app_root: Path) -> None:
     assert len(fig.data) > n_traces
     assert any("different setup" in (t.name or "") for t in fig.data)
     assert isinstance(at.dataframe[-1].value, pd.DataFrame) and "verified" in at.dataframe[-1].value.columns
+    ablations = [df.value for df in at.dataframe if "variant" in df.value.columns]
+    if ablations:  # the zoo's gating variants, or results/ablation.csv: no column left empty for every row
+        assert {"variant", "val_ppl"} <= set(ablations[0].columns)
+        assert not ablations[0].isna().all().any()
 
 
 def test_guide_explains_the_paper_and_every_page(app_root: Path) -> None:
