@@ -60,9 +60,13 @@ def expected_top(root: Path, models: list[str], text: str, k: int = 5) -> dict[s
 
     out = {}
     for name in models:
-        cached = _MODELS.get((root, name))
-        if cached is None:
-            cached = _MODELS[(root, name)] = (load_checkpoint(root / name, device="cpu"), load_tokenizer(root / name))
+        with _MODELS_LOCK:  # sessions ask concurrently: load each reference model once
+            cached = _MODELS.get((root, name))
+            if cached is None:
+                cached = _MODELS[(root, name)] = (
+                    load_checkpoint(root / name, device="cpu"),
+                    load_tokenizer(root / name),
+                )
         model, tok = cached
         table = fill_mask(model, tok, text, top_k=k).table
         out[name] = tokens_of(top_line(table[table["mask_index"] == 0]))
@@ -70,6 +74,7 @@ def expected_top(root: Path, models: list[str], text: str, k: int = 5) -> dict[s
 
 
 _MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
 
 
 class Sampler(threading.Thread):
@@ -94,7 +99,8 @@ async def session(browser, url: str, index: int, models: list[str], root: Path, 
         await _idle(page)
         deadline = stats["start"] + DURATION
         round_ = 0
-        while time.monotonic() < deadline:
+        # every session completes at least one round, however late the loaded machine lets it start
+        while round_ == 0 or time.monotonic() < deadline:
             text = sentence(index, round_)
             want = await asyncio.to_thread(expected_top, root, models, text)
             box = page.get_by_label("Text with one or more [MASK]")
