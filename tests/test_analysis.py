@@ -217,6 +217,18 @@ def test_influence_matches_a_brute_force_jacobian() -> None:
     assert ((estimate - want).norm() / want.norm()) < 0.15
 
 
+def test_influence_rows_subset() -> None:
+    model = _model("gmlp-tiny-mlm")
+    ids = _ids(model.config, n_real=6)
+    for exact in (True, False):
+        full = token_influence(model, input_ids=ids, exact=exact)
+        part = token_influence(model, input_ids=ids, exact=exact, rows=range(6))
+        torch.testing.assert_close(part[:6], full[:6], rtol=1e-5, atol=1e-7)
+        assert torch.isnan(part[6:]).all()
+    with pytest.raises(ValueError, match="rows"):
+        token_influence(model, input_ids=ids, rows=[16])
+
+
 def test_influence_is_exactly_diagonal_without_token_mixing() -> None:
     model = _model("gmlp-tiny-mlm", gating="linear")
     for exact in (True, False):

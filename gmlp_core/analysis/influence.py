@@ -18,6 +18,8 @@ exactly zero block stays exactly zero in both modes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -35,18 +37,30 @@ def _hidden(model: nn.Module, embeds: Tensor) -> Tensor:
     return model(inputs_embeds=embeds, labels=labels, output_hidden_states=True).hidden_states[-1]
 
 
-def _probes(length: int, dim: int, n_probes: int | None, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Output-side vectors (P, L, d), each nonzero at one position only, and that position per vector."""
-    if n_probes is None:  # exact: every unit vector e_(i, k)
-        eye = torch.eye(length * dim, device=device).reshape(length * dim, length, dim)
-        return eye, torch.arange(length, device=device).repeat_interleave(dim)
+def _probe_chunks(
+    rows: list[int], length: int, dim: int, n_probes: int | None, seed: int, chunk_size: int, device: torch.device
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Output-side vectors in chunks: ``(P, L, d)``, each nonzero at one output position only, and that position.
+
+    Exact: every unit vector ``e_(i, k)``; estimate: ``n_probes`` Gaussian vectors per position (scaled by
+    1/sqrt(n_probes) so the squared norms average to the Frobenius norm). Built chunk by chunk, never all at once.
+    """
+    per_row = dim if n_probes is None else n_probes
     g = torch.Generator().manual_seed(seed)
-    v = torch.randn(length, n_probes, dim, generator=g).to(device) / n_probes**0.5
-    probes = torch.zeros(length, n_probes, length, dim, device=device)
-    probes[torch.arange(length), :, torch.arange(length)] = v  # probe (i, p) lives at position i
-    return probes.reshape(length * n_probes, length, dim), torch.arange(length, device=device).repeat_interleave(
-        n_probes
-    )
+    gaussian = None
+    if n_probes is not None:  # drawn for every position, so a row's estimate does not depend on which rows are asked
+        gaussian = (torch.randn(length, n_probes, dim, generator=g) / n_probes**0.5)[rows]
+    total = len(rows) * per_row
+    for start in range(0, total, chunk_size):
+        index = torch.arange(start, min(start + chunk_size, total))
+        row_idx, k = index // per_row, index % per_row
+        owner = torch.tensor(rows)[row_idx]
+        v = torch.zeros(len(index), length, dim)
+        if gaussian is None:
+            v[torch.arange(len(index)), owner, k] = 1.0
+        else:
+            v[torch.arange(len(index)), owner] = gaussian[row_idx, k]
+        yield v.to(device), owner.to(device)
 
 
 def token_influence(
@@ -54,6 +68,7 @@ def token_influence(
     input_ids: Tensor | None = None,
     pixel_values: Tensor | None = None,
     *,
+    rows: Sequence[int] | None = None,
     n_probes: int | None = None,
     exact: bool | None = None,
     seed: int = 0,
@@ -62,8 +77,10 @@ def token_influence(
     """The ``(L, L)`` map ``||d h_i / d e_j||_F`` for one input (batch of one), as float32 on the CPU.
 
     ``exact=None`` (auto) is exact when ``L * d_model <= EXACT_LIMIT``, else estimated with
-    ``n_probes`` (default 16) Gaussian probes per position. The model is not modified: gradients are
-    taken with respect to a detached copy of the embeddings only.
+    ``n_probes`` (default 16) Gaussian probes per position. ``rows`` limits the work to those output
+    positions i (e.g. the real tokens before padding; cost is proportional to their number); the other
+    rows are NaN. The model is not modified: gradients are taken with respect to a detached copy of
+    the embeddings only.
     """
     inputs = model_inputs(model, input_ids, pixel_values)
     batch = next(iter(inputs.values())).shape[0]
@@ -72,19 +89,26 @@ def token_influence(
     with torch.no_grad():
         embeds = model(**inputs, output_hidden_states=True, labels=_ignore_all(model, inputs)).hidden_states[0]
     _, length, dim = embeds.shape
+    rows = list(range(length)) if rows is None else sorted({int(i) for i in rows})
+    if not rows or rows[0] < 0 or rows[-1] >= length:
+        raise ValueError(f"rows must be positions in 0..{length - 1}, got {rows}")
     if exact is None:
         exact = n_probes is None and length * dim <= EXACT_LIMIT
-    probes, owner = _probes(length, dim, None if exact else (n_probes or 16), seed, embeds.device)
+    probes = _probe_chunks(rows, length, dim, None if exact else (n_probes or 16), seed, chunk_size, embeds.device)
     influence2 = torch.zeros(length, length, dtype=torch.float32, device=embeds.device)
     with torch.enable_grad():
         x = embeds.detach().clone().requires_grad_(True)  # (1, L, d)
         h = _hidden(model, x)  # (1, L, d)
-        for start in range(0, probes.shape[0], chunk_size):
-            v = probes[start : start + chunk_size, None].to(h.dtype)  # (P, 1, L, d)
-            (grads,) = torch.autograd.grad(h, x, v, retain_graph=True, is_grads_batched=True)  # (P, 1, L, d)
+        for v, owner in probes:
+            (grads,) = torch.autograd.grad(h, x, v[:, None].to(h.dtype), retain_graph=True, is_grads_batched=True)
             sq = grads[:, 0].float().pow(2).sum(-1)  # (P, L): ||v^T J_(i, j)||^2 for each input position j
-            influence2.index_add_(0, owner[start : start + chunk_size], sq)
-    return influence2.sqrt().cpu()
+            influence2.index_add_(0, owner, sq)
+    out = influence2.sqrt().cpu()
+    if len(rows) < length:
+        skipped = torch.ones(length, dtype=torch.bool)
+        skipped[rows] = False
+        out[skipped] = float("nan")
+    return out
 
 
 def _ignore_all(model: nn.Module, inputs: dict[str, Tensor]) -> Tensor | None:
