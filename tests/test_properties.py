@@ -128,7 +128,9 @@ def test_any_mode_and_size_classifies(encoded: tuple[bytes, str, str]) -> None:
     _classify_any(load_image(data))
 
 
-@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL's note on a cut TIFF, before it refuses or decodes
+# PIL's notes on a cut TIFF ("Corrupt EXIF data", "Truncated File Read"), before it refuses or decodes
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.filterwarnings("ignore:Truncated File Read")
 @SETTINGS
 @given(encoded=encoded_images(), cut=st.floats(0.0, 0.99))
 def test_truncated_files_are_refused_or_decoded(encoded: tuple[bytes, str, str], cut: float) -> None:
