@@ -40,7 +40,7 @@ def pick_models(lens: Lens, task: str) -> dict[str, str]:
     for col, arch in zip(cols, ARCH_ORDER, strict=True):
         names = rows.loc[rows["arch"] == arch, "name"].tolist() if not rows.empty else []
         if arch == "gmlp":
-            names = [n for n in names if rows.set_index("name").loc[n, "gating"] != "linear"]
+            names = [n for n in names if rows.set_index("name").loc[n, "gating"] != "identity"]
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
             continue

@@ -83,10 +83,11 @@ def ablation(lens: Lens) -> tuple[pd.DataFrame, str]:
 
 def paper_points(y: str) -> pd.DataFrame:
     """The paper's MLM perplexities (total parameters, BERT setup on C4) as x/y points for the overlay."""
-    from gmlp_core.reference import paper_results
+    from gmlp_core.reference import BERT_FULL_SETUP, paper_results
 
     ref = paper_results()
-    ref = ref[(ref["task"] == "mlm") & (ref["metric"] == "ppl")].copy()
+    # Only the full BERT setup: the ablation rows (Table 1) come from shorter training and would mix two setups.
+    ref = ref[(ref["task"] == "mlm") & (ref["metric"] == "ppl") & (ref["setup"] == BERT_FULL_SETUP)].copy()
     if ref.empty:
         return ref
     import numpy as np

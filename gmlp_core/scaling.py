@@ -55,12 +55,16 @@ class SweepPoint:
         return preset(self.preset, **self.overrides)
 
 
-# (d_model, n_layers): gMLP/aMLP get twice the Transformer's depth at the same width, as in the paper.
+# (d_model, n_layers): gMLP/aMLP get about twice the Transformer's depth at the same width, as in the
+# paper. Depth grows slowly: at a demo token budget a deep, narrow gMLP is still on the plateau before
+# its W forms, so the largest gMLP is the zoo's own size (d_model 128, 4 layers).
 _DEMO_SIZES = {
-    "gmlp": [(32, 2), (48, 2), (64, 3), (96, 4), (128, 6)],
-    "amlp": [(24, 2), (32, 2), (64, 3), (96, 4), (128, 6)],
-    "transformer": [(32, 1), (48, 1), (64, 2), (96, 2), (128, 3)],
+    "gmlp": [(16, 2), (32, 2), (48, 3), (80, 4), (128, 4)],
+    "amlp": [(16, 2), (32, 2), (48, 3), (80, 4), (128, 4)],
+    "transformer": [(24, 1), (32, 1), (48, 2), (80, 2), (128, 3)],
 }
+# The zoo's budget (2000 steps of 32 x 64 tokens): enough for the larger models to leave the plateau.
+DEMO_TOKENS = 4_096_000
 
 
 def _size_overrides(arch: str, d: int, layers: int) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def _size_overrides(arch: str, d: int, layers: int) -> dict[str, Any]:
     return out
 
 
-def demo_grid(tokens: int = 1_500_000, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
+def demo_grid(tokens: int = DEMO_TOKENS, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
     """The committed CPU sweep: 5 sizes per architecture at a fixed token budget.
 
     Command: ``python -m gmlp_core sweep --grid demo --out results/sweep_demo.csv``

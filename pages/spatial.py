@@ -14,7 +14,7 @@ st.markdown(
 )
 
 rows = lens.rows()
-rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "linear")] if not rows.empty else rows
+rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if not rows.empty else rows
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
 pick_model, pick_layer = st.columns([2, 3])
 name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")

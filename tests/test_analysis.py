@@ -147,7 +147,9 @@ def _band(n: int, grid: int | None) -> torch.Tensor:
     return (sp.distances(n, grid) <= sp.default_band(n, grid)).float()
 
 
-@pytest.mark.parametrize(("name", "overrides"), [("transformer-tiny-mlm", {}), ("gmlp-tiny-mlm", {"gating": "linear"})])
+@pytest.mark.parametrize(
+    ("name", "overrides"), [("transformer-tiny-mlm", {}), ("gmlp-tiny-mlm", {"gating": "identity"})]
+)
 def test_spatial_summary_refuses_models_without_w(name: str, overrides: dict) -> None:
     with pytest.raises(ValueError, match="no spatial weights"):
         sp.spatial_summary(_model(name, **overrides))
@@ -230,7 +232,7 @@ def test_influence_rows_subset() -> None:
 
 
 def test_influence_is_exactly_diagonal_without_token_mixing() -> None:
-    model = _model("gmlp-tiny-mlm", gating="linear")
+    model = _model("gmlp-tiny-mlm", gating="identity")
     for exact in (True, False):
         m = token_influence(model, input_ids=_ids(model.config), exact=exact)
         assert torch.equal(m - torch.diag(m.diagonal()), torch.zeros_like(m))

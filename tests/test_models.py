@@ -156,8 +156,8 @@ def _one_block_reference(cfg: ModelConfig) -> None:
     got, _, gate = block(x, output_gates=True)
     h = F.layer_norm(x, (cfg.d_model,), block.norm.weight, block.norm.bias, cfg.layer_norm_eps)
     z = F.gelu(h @ block.proj_in.weight.T + block.proj_in.bias)
-    w = block.sgu.spatial.matrix() if cfg.gating != "linear" else None
-    b = block.sgu.spatial.bias if cfg.gating != "linear" else None
+    w = block.sgu.spatial.matrix() if cfg.gating != "identity" else None
+    b = block.sgu.spatial.bias if cfg.gating != "identity" else None
 
     def spatial(v: torch.Tensor) -> torch.Tensor:
         vn = F.layer_norm(v, (v.shape[-1],), block.sgu.norm.weight, block.sgu.norm.bias, cfg.layer_norm_eps)
@@ -176,6 +176,8 @@ def _one_block_reference(cfg: ModelConfig) -> None:
         s = z * spatial(z)
     elif cfg.gating == "additive":
         s = z + spatial(z)
+    elif cfg.gating == "linear":
+        s = spatial(z)
     else:
         s = z
         assert gate is None
@@ -183,7 +185,7 @@ def _one_block_reference(cfg: ModelConfig) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("gating", ("split", "multiplicative", "additive", "linear"))
+@pytest.mark.parametrize("gating", ("split", "multiplicative", "additive", "linear", "identity"))
 @pytest.mark.parametrize("arch", ("gmlp", "amlp"))
 def test_gating_variants_compute_the_papers_formulas(gating: str, arch: str) -> None:
     _one_block_reference(preset(f"{arch}-tiny-mlm", gating=gating))
@@ -223,15 +225,26 @@ def test_gmlp_uses_no_position_embeddings_and_transformer_does() -> None:
     assert "embed.position.weight" in names
 
 
-def test_spatial_weights_error_for_transformer_and_linear_gating() -> None:
+def test_spatial_weights_error_for_transformer_and_identity_gating() -> None:
     with pytest.raises(ValueError, match="no spatial weights"):
         build_model(preset("transformer-tiny-mlm")).spatial_weights()
-    with pytest.raises(ValueError, match="linear gating"):
-        build_model(preset("gmlp-tiny-mlm", gating="linear")).spatial_weights()
+    with pytest.raises(ValueError, match="identity gating"):
+        build_model(preset("gmlp-tiny-mlm", gating="identity")).spatial_weights()
+    assert len(build_model(preset("gmlp-tiny-mlm", gating="linear")).spatial_weights()) == 2
 
 
-def test_linear_gating_has_no_token_mixing_at_all() -> None:
+def test_linear_gating_mixes_tokens_but_its_output_ignores_z_at_init() -> None:
+    """The paper's linear variant s(Z) = W LN(Z) + b: at init (W ~ 0, b = 1) it is the constant b."""
     cfg = preset("gmlp-tiny-mlm", gating="linear")
+    block = build_model(cfg).blocks[0]
+    z = torch.randn(2, cfg.seq_len, cfg.d_ffn)
+    s, gate = block.sgu(z)
+    assert s is gate and s.shape == z.shape
+    torch.testing.assert_close(s, torch.ones_like(s), atol=2e-3, rtol=0)
+
+
+def test_identity_gating_has_no_token_mixing_at_all() -> None:
+    cfg = preset("gmlp-tiny-mlm", gating="identity")
     model = build_model(cfg).eval()
     ids = _inputs(cfg, batch=1)["input_ids"]
     changed = ids.clone()
@@ -328,7 +341,7 @@ def test_count_parameters_config_equals_model_and_non_embedding_is_smaller() -> 
 
 
 def test_flops_per_token_counts_matmuls() -> None:
-    cfg = preset("gmlp-tiny-mlm", gating="linear")
+    cfg = preset("gmlp-tiny-mlm", gating="identity")
     d, f = cfg.d_model, cfg.d_ffn
     body = cfg.n_layers * 2 * (d * f + f * d)
     assert flops_per_token(cfg, include_head=False) == body

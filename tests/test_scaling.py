@@ -75,3 +75,19 @@ def test_load_sweep_csvs_skips_unrelated_files(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_bytes(b"\xff\xfe\x00garbage")
     df = load_sweep_csvs(sorted(tmp_path.glob("*.csv")))
     assert len(df) == 1 and df.source.iloc[0] == str(good)
+
+
+def test_paper_reference_rows_and_the_scaling_overlay_use_one_setup() -> None:
+    from dashboard.scaling_view import paper_points
+    from gmlp_core.reference import ABLATION_SETUP, paper_ablation, paper_results
+
+    ref = paper_results()
+    assert ref.source.str.startswith("Table").all() and ref.verified.isin([True, False]).all()
+    ablation = paper_ablation()
+    assert (ablation.setup == ABLATION_SETUP).all() and len(ablation) == 7
+    split = ablation.set_index("model").value
+    assert split["gMLP, multiplicative split"] < split["gMLP, multiplicative"] < split["gMLP, additive"]
+    assert split["gMLP, additive"] < split["gMLP, linear"]
+    overlay = paper_points("val_ppl")
+    assert set(overlay.source) == {"Table 5"} and len(overlay) == 6, "no ablation-setup points on the scaling plot"
+    np.testing.assert_allclose(paper_points("val_loss").y, np.log(overlay.y))

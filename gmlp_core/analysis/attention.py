@@ -61,11 +61,12 @@ def attention_maps(
 def gate_maps(model: nn.Module, input_ids: Tensor | None = None, pixel_values: Tensor | None = None) -> list[Tensor]:
     """Per layer the gate ``W LN(Z2) + b`` (aMLP: plus the tiny attention's output), ``(B, L, gate_dim)``.
 
-    Raises ValueError for a Transformer or a gMLP with linear gating (no gate).
+    With ``gating="linear"`` this is the whole output of the unit (nothing multiplies it). Raises
+    ValueError for a Transformer or a gMLP with identity gating (no gate).
     """
     cfg = model.config
-    if cfg.arch == "transformer" or cfg.gating == "linear":
-        why = "a Transformer" if cfg.arch == "transformer" else "linear gating"
+    if cfg.arch == "transformer" or cfg.gating == "identity":
+        why = "a Transformer" if cfg.arch == "transformer" else "identity gating"
         raise ValueError(f"this model has no spatial gate ({why}); use attention_maps or token_influence")
     out = _run(model, model_inputs(model, input_ids, pixel_values), output_gates=True)
     return [g.detach() for g in out.gates]

@@ -6,7 +6,7 @@ token embeddings, plus position embeddings for the Transformer; patch embeddings
 the output of the last block (``hidden_states[-1]``, before the final LayerNorm, which acts on each
 position alone and so changes no mixing). It is evaluated at the given input (a local, linearised view).
 
-Only token mixing puts anything off the diagonal: a gMLP with ``gating="linear"`` gives an exactly
+Only token mixing puts anything off the diagonal: a gMLP with ``gating="identity"`` gives an exactly
 diagonal map, a causal model an exactly lower-triangular one, and a gMLP at initialisation (W ~ 0)
 a nearly diagonal one.
 

@@ -139,7 +139,7 @@ def spatial_summary(model: nn.Module, k: int | None = None) -> pd.DataFrame:
     """One row per layer: locality (and its no-preference baseline), mean offset, shift invariance, scale of W and b.
 
     Vision models are measured on the patch grid (2D offsets, Chebyshev distance). Raises ValueError
-    for a model without W (Transformer, linear gating).
+    for a model without W (Transformer, identity gating).
     """
     weights, biases = model.spatial_weights(), model.spatial_biases()
     grid = _grid_of(model)

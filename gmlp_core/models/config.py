@@ -9,12 +9,12 @@ from typing import Any, Literal
 
 Arch = Literal["gmlp", "amlp", "transformer"]
 Task = Literal["mlm", "vision"]
-Gating = Literal["split", "multiplicative", "additive", "linear"]
+Gating = Literal["split", "multiplicative", "additive", "linear", "identity"]
 Spatial = Literal["dense", "toeplitz"]
 
 ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = ("mlm", "vision")
-GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear")
+GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear", "identity")
 SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
 
 
@@ -101,7 +101,7 @@ class ModelConfig:
 
     @property
     def has_spatial_weights(self) -> bool:
-        return self.arch != "transformer" and self.gating != "linear"
+        return self.arch != "transformer" and self.gating != "identity"
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (the config itself is immutable)."""

@@ -6,8 +6,10 @@ matrix over positions initialised near zero and ``b`` a per-position bias initia
 init every block is a plain FFN. aMLP adds a tiny single-head attention on the block's normalised
 input whose output is added to ``W LN(Z2) + b`` before the gating.
 
-Gating variants (the paper's ablation): ``split`` s(Z)=Z1*(W LN(Z2)+b); ``multiplicative``
-s(Z)=Z*(W LN(Z)+b); ``additive`` s(Z)=Z+(W LN(Z)+b); ``linear`` s(Z)=Z (no token mixing at all).
+Gating variants (the paper's ablation, Table 1, with f(Z) = W LN(Z) + b): ``split`` s(Z)=Z1*f(Z2);
+``multiplicative`` s(Z)=Z*f(Z); ``additive`` s(Z)=Z+f(Z); ``linear`` s(Z)=f(Z) (token mixing without
+gating). ``identity`` s(Z)=Z is not in the paper's table: it is the control with no token mixing at
+all, the plain FFN that every block starts as.
 """
 
 from __future__ import annotations
@@ -92,14 +94,14 @@ class SpatialGatingUnit(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.gating = config.gating
-        if self.gating != "linear":
+        if self.gating != "identity":
             norm_dim = config.d_ffn // 2 if self.gating == "split" else config.d_ffn
             self.norm = nn.LayerNorm(norm_dim, eps=config.layer_norm_eps)
             self.spatial = SpatialWeight(config)
 
     def forward(self, z: Tensor, attn: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Returns ``(s(Z), gate)``: the gate is ``W LN(Z2) + b (+ attn)``, None for linear gating."""
-        if self.gating == "linear":
+        """Returns ``(s(Z), gate)``: the gate is ``W LN(Z2) + b (+ attn)``, None for identity gating."""
+        if self.gating == "identity":
             return z, None
         if self.gating == "split":
             z1, z2 = z.chunk(2, dim=-1)  # (B, L, d_ffn/2) each
@@ -110,6 +112,8 @@ class SpatialGatingUnit(nn.Module):
             gate = gate + attn
         if self.gating == "additive":
             return z1 + gate, gate
+        if self.gating == "linear":
+            return gate, gate
         return z1 * gate, gate
 
 

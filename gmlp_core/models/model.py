@@ -194,7 +194,9 @@ class LensModel(nn.Module):
 
     def _spatial_modules(self) -> list[SpatialWeight]:
         if not self.config.has_spatial_weights:
-            why = "a Transformer mixes tokens with attention" if self.config.arch == "transformer" else "linear gating"
+            why = (
+                "a Transformer mixes tokens with attention" if self.config.arch == "transformer" else "identity gating"
+            )
             raise ValueError(f"this model has no spatial weights W ({why}); use output_attentions=True instead")
         return [block.sgu.spatial for block in self.blocks]
 

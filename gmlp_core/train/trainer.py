@@ -263,6 +263,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             "data": data.name,
             "seed": cfg.seed,
             "device": str(device),
+            # float32 sums depend on the SIMD kernels: numbers reproduce bit for bit on the same kind of CPU
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__,
             "world_size": world,
             "final_loss": last.get("loss"),
         }
