@@ -189,10 +189,14 @@ def _power_law(n: np.ndarray, a: float, alpha: float, c: float) -> np.ndarray:
     return a * np.power(n, -alpha) + c
 
 
-def fit_power_law(df: pd.DataFrame, x: str = "non_embedding_params", y: str = "val_loss") -> pd.DataFrame:
+def fit_power_law(
+    df: pd.DataFrame, x: str = "non_embedding_params", y: str = "val_loss", offset: bool = True
+) -> pd.DataFrame:
     """Fit ``y = a * x^-alpha + c`` per architecture; alpha_err is the standard error from the fit's
-    covariance. With fewer than 4 points (or when the 3-parameter fit does not converge) a pure
-    power law (c = 0, a line in log-log) is fitted instead, and ``form`` says which.
+    covariance. With ``offset=False``, with fewer than 4 points, or when the 3-parameter fit does not
+    converge, a pure power law (c = 0, a line in log-log) is fitted instead, and ``form`` says which.
+    The pure form has one parameter less, so its alpha is better determined by few points, but it
+    reads an approach to an irreducible loss as a slower power law.
     """
     from scipy.optimize import curve_fit
 
@@ -204,7 +208,7 @@ def fit_power_law(df: pd.DataFrame, x: str = "non_embedding_params", y: str = "v
             continue
         row: dict[str, Any] = {"arch": arch, "n_points": len(xs), "x": x, "y": y}
         fitted = False
-        if len(xs) >= 4:
+        if offset and len(xs) >= 4:
             try:
                 # Scale x to ~1 for a well-conditioned fit, then undo the scaling in `a`.
                 scale = float(np.exp(np.mean(np.log(xs))))

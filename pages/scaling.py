@@ -28,12 +28,18 @@ else:
     df = df[df["arch"].isin(archs)]
     st.caption(f"{len(df)} runs; device {', '.join(map(str, df['device'].dropna().unique())) or 'unknown'}.")
     overlay = st.toggle("Overlay the paper's published MLM figures (a very different setup)", key="scaling-paper")
+    offset = st.toggle(
+        "Fit with an irreducible loss c",
+        value=True,
+        key="scaling-offset",
+        help="On: val = a N^-alpha + c. Off: a pure power law a N^-alpha (a straight line on log-log axes).",
+    )
     left, right = st.columns(2)
     for col, x, label in (
         (left, "non_embedding_params", "non-embedding parameters"),
         (right, "flops_per_token", "FLOPs per token"),
     ):
-        fits = fit_power_law(df, x=x, y=y)
+        fits = fit_power_law(df, x=x, y=y, offset=offset)
         with col:
             paper = paper_points(y) if overlay and x == "non_embedding_params" else None
             widgets.chart(
@@ -48,7 +54,10 @@ else:
             "points because the setup differs (data, steps, tokenizer, size), not because of a bug: compare slopes and "
             "orderings, not values."
         )
-    st.caption("Fit: `val = a * N^-alpha + c` per architecture (a pure power law when there are fewer than 4 points).")
+    st.caption(
+        "Fit per architecture: `val = a * N^-alpha + c`, or `a * N^-alpha` with the toggle off or fewer than 4 points "
+        "(the `form` column says which). alpha_err is the fit's standard error."
+    )
     with st.expander("All sweep rows"):
         widgets.table(df, "sweep-rows")
 

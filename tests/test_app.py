@@ -183,6 +183,10 @@ def test_scaling_fits_power_laws_to_every_sweep_csv(app_root: Path) -> None:
         # the fixture's sweep follows val = 1 + 5 (N/1e3)^-0.3: the fitted exponent is close to 0.3
         assert by_arch.loc["gmlp", "alpha"] == pytest.approx(0.3, abs=0.1)
     assert len(fits) == 2  # against non-embedding params and against FLOPs
+    at.toggle(key="scaling-offset").set_value(False).run()
+    pure = [df.value for df in at.dataframe if "alpha" in df.value.columns]
+    assert len(pure) == 2 and all(set(f["form"]) == {"a*N^-alpha"} for f in pure), "the toggle refits without c"
+    at.toggle(key="scaling-offset").set_value(True).run()
     fig = figures(at)[0]
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     n_traces = len(fig.data)

@@ -55,6 +55,10 @@ def test_fit_recovers_a_known_power_law() -> None:
     assert fit.loc["transformer", "alpha"] == pytest.approx(0.2, rel=1e-6)
     curve = power_law_curve(fit.loc["gmlp"], n)
     np.testing.assert_allclose(curve, 40 * n**-0.3 + 2.0, rtol=1e-3)
+    pure = fit_power_law(pd.DataFrame(rows), offset=False).set_index("arch")
+    assert set(pure.form) == {"a*N^-alpha"} and (pure.c == 0).all()
+    assert pure.loc["transformer", "alpha"] == pytest.approx(0.2, rel=1e-6)
+    assert 0 < pure.loc["gmlp", "alpha"] < 0.3, "an offset read as a pure power law flattens the slope"
 
 
 def test_fit_reports_uncertainty_for_noisy_data() -> None:
@@ -91,3 +95,18 @@ def test_paper_reference_rows_and_the_scaling_overlay_use_one_setup() -> None:
     overlay = paper_points("val_ppl")
     assert set(overlay.source) == {"Table 5"} and len(overlay) == 6, "no ablation-setup points on the scaling plot"
     np.testing.assert_allclose(paper_points("val_loss").y, np.log(overlay.y))
+
+
+def test_committed_demo_sweep_spans_the_grid_and_fits() -> None:
+    """results/sweep_demo.csv is `python -m gmlp_core sweep --grid demo`: every point of the grid, one budget."""
+    rows = pd.read_csv(Path(__file__).resolve().parent.parent / "results" / "sweep_demo.csv")
+    grid = describe_grid(load_grid("demo"))
+    assert set(grid.name) <= set(rows.name), "the committed sweep is the current demo grid"
+    rows = rows[rows.name.isin(set(grid.name))]
+    assert rows.tokens_seen.nunique() == 1 and rows.val_loss.notna().all()
+    for arch, group in rows.groupby("arch"):
+        assert len(group) >= 5, arch
+        assert math.log10(group.non_embedding_params.max() / group.non_embedding_params.min()) >= 1.5, arch
+    fits = fit_power_law(rows)
+    assert set(fits.arch) == set(rows.arch)
+    assert np.isfinite(fits.alpha).all() and np.isfinite(fits.alpha_err).all()
