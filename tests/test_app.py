@@ -207,3 +207,16 @@ def test_guide_explains_the_paper_and_every_page(app_root: Path) -> None:
     for phrase in ("Spatial Gating Unit", "Toeplitz", "aMLP", "convergence delta", "power law", "What to notice"):
         assert phrase.lower() in shown.lower(), phrase
     assert len(shown) > 5000
+
+
+def test_plot_template_is_built_once_and_never_mutated_by_a_figure() -> None:
+    import plotly.graph_objects as go
+
+    from dashboard import style
+
+    shared = style.template()
+    before = shared.to_plotly_json()
+    fig = go.Figure()
+    fig.update_layout(template=shared)
+    fig.layout.template.layout.font.size = 99  # a page changing its own figure
+    assert style.template() is shared and shared.to_plotly_json() == before

@@ -92,6 +92,9 @@ class Sampler(threading.Thread):
 
 async def session(browser, url: str, index: int, models: list[str], root: Path, stats: dict) -> None:  # noqa: ANN001
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Ten browsers drawing charts share the machine's cores with the server: on 2 cores an action can wait
+    # 20-30 s for its element. This test is about correct, isolated answers, so actions may wait 2 minutes.
+    context.set_default_timeout(120_000)
     page = await context.new_page()
     query = f"?models={','.join(models)}"
     try:
