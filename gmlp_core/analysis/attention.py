@@ -65,7 +65,7 @@ def gate_maps(model: nn.Module, input_ids: Tensor | None = None, pixel_values: T
     ValueError for a Transformer or a gMLP with identity gating (no gate).
     """
     cfg = model.config
-    if cfg.arch == "transformer" or cfg.gating == "identity":
+    if not cfg.has_spatial_weights:
         why = "a Transformer" if cfg.arch == "transformer" else "identity gating"
         raise ValueError(f"this model has no spatial gate ({why}); use attention_maps or token_influence")
     out = _run(model, model_inputs(model, input_ids, pixel_values), output_gates=True)

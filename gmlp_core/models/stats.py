@@ -45,7 +45,7 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
         per_layer += 2 * 2 * n * d  # Q K^T and A V
     else:
         per_layer = 2 * (d * f + cfg.gate_dim * d)  # U and V
-        if cfg.gating != "identity":
+        if cfg.has_spatial_weights:
             per_layer += 2 * n * (f // 2 if cfg.gating == "split" else f)  # W over positions
         if cfg.arch == "amlp":
             a = cfg.attn_dim
