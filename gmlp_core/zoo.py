@@ -143,17 +143,38 @@ def build_zoo(
     entries = [zoo_entry(n) for n in only] if only else list(ZOO)
     root.mkdir(parents=True, exist_ok=True)
     rows = []
+    zoo_start = time.perf_counter()
     for i, entry in enumerate(entries, 1):
-        log.info("[%d/%d] building %s: %s", i, len(entries), entry.name, entry.description)
+        log.info("[%d/%d] building %s (%d steps): %s", i, len(entries), entry.name, entry.steps, entry.description)
         start = time.perf_counter()
         result = train(entry_config(entry, root))
-        rows.append({"name": entry.name, "seconds": round(time.perf_counter() - start, 1), **result.metrics})
+        seconds = time.perf_counter() - start
+        rows.append({"name": entry.name, "seconds": round(seconds, 1), **result.metrics})
+        log.info(
+            "[%d/%d] %s done in %.1f min (%s); %.1f min since the zoo started",
+            i,
+            len(entries),
+            entry.name,
+            seconds / 60,
+            headline_metric(result.metrics),
+            (time.perf_counter() - zoo_start) / 60,
+        )
     if results is not None:
         table = ablation_table(root)
         if not table.empty:
             results.mkdir(parents=True, exist_ok=True)
             table.to_csv(results / "ablation.csv", index=False)
     return pd.DataFrame(rows)
+
+
+def headline_metric(metrics: dict[str, Any]) -> str:
+    """The one number an entry is judged by, as text: validation perplexity (MLM) or accuracy (vision)."""
+    # A table of MLM and vision rows holds NaN where an entry has no such metric.
+    if pd.notna(metrics.get("val_ppl")):
+        return f"val_ppl {metrics['val_ppl']:.1f}"
+    if pd.notna(metrics.get("val_accuracy")):
+        return f"val_accuracy {metrics['val_accuracy']:.1%}"
+    return "no validation metric"
 
 
 def ablation_table(root: Path = DEFAULT_ROOT) -> pd.DataFrame:

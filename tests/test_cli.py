@@ -31,6 +31,8 @@ def test_train_then_eval_through_python_dash_m(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     printed = json.loads(done.stdout)
     assert load_checkpoint(out).config.n_layers == 1
+    recorded = json.loads((out / "config.json").read_text())["extra"]["command"]
+    assert recorded.startswith("python -m gmlp_core train --preset transformer-tiny-mlm --steps 8"), recorded
     ev = subprocess.run(
         [sys.executable, "-m", "gmlp_core", "eval", str(out)], capture_output=True, text=True, timeout=300
     )

@@ -248,7 +248,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         extra = {
             "data": data.name,
             "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume")},
-            "command": " ".join(sys.argv) if sys.argv and "gmlp_core" in " ".join(sys.argv) else "",
+            "command": _cli_command(sys.argv),
         }
         tokenizer = getattr(data, "tokenizer", None)
         save_checkpoint(model, out, tokenizer=tokenizer, extra=extra, dtype=getattr(torch, cfg.dtype))
@@ -273,6 +273,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     if world > 1:
         dist.barrier()
     return TrainResult(out, result_metrics)
+
+
+def _cli_command(argv: list[str]) -> str:
+    """The command line that ran us, as a user types it (``python -m gmlp_core train ...``); "" from Python."""
+    if argv and Path(argv[0]).name == "gmlp-lens":  # the installed console script
+        return " ".join(["gmlp-lens", *argv[1:]])
+    if not argv or "gmlp_core" not in argv[0]:
+        return ""
+    return " ".join(["python -m gmlp_core", *argv[1:]])
 
 
 def _progress(cfg: TrainConfig, start: int, rank: int):  # noqa: ANN202 - tqdm or None
