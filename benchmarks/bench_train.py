@@ -1,14 +1,17 @@
-"""Training throughput (MLM) and model FLOP utilisation: ours vs the peer ``g-mlp-pytorch``, same process, same data.
+"""Training throughput (MLM) and model FLOP utilisation: ours vs the peer ``g-mlp-pytorch``, same process, same data,
+in fp32 and under bf16 autocast side by side.
 
-Configuration (the performance issue's): gMLP, d_model 128, 6 layers, n 128, d_ffn 512, vocab 8000, batch 32,
-AdamW, 15% of positions masked. Every variant trains on the same batches with the same optimiser settings;
-the variants take turns (round robin) so background load hits them alike, and the median over rounds is
-reported. Model FLOP utilisation (MFU) = the model's analytic training FLOPs (3x the forward matmul FLOPs of
-the work each variant actually does) per second, divided by the fp32 GEMM peak measured in the same run.
+Configurations: ``gmlp-bench`` (d_model 128, 6 layers, n 128, d_ffn 512, vocab 8000; the default) and
+``gmlp-bench-wide`` (d_model 512, 4 layers, d_ffn 3072: GEMM-bound), batch 32, AdamW, 15% of positions masked.
+Every variant trains on the same batches with the same optimiser settings; the variants take turns (round robin)
+so background load hits them alike, and the median over rounds is reported. Model FLOP utilisation (MFU) = the
+model's analytic training FLOPs (3x the forward matmul FLOPs of the work each variant actually does) per second,
+divided by the GEMM peak of the variant's own precision (fp32 or bf16), both measured in the same run.
 
     pip install -r benchmarks/requirements-bench.txt
-    python benchmarks/bench_train.py                 # ~3 minutes on a 2-core CPU
-    python benchmarks/bench_train.py --quick         # a smoke run
+    python benchmarks/bench_train.py                          # ~4 minutes on a 2-core CPU
+    python benchmarks/bench_train.py --preset gmlp-bench-wide # the GEMM-bound size
+    python benchmarks/bench_train.py --quick                  # a smoke run
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import matmul_peak, median, peer_gmlp, print_header, sync, time_calls  # noqa: E402
 
 from gmlp_core import build_model, flops_per_token, preset  # noqa: E402
+from gmlp_core.hardware import autocast, bf16_is_fast, cpu_description  # noqa: E402
 from gmlp_core.models.config import ModelConfig  # noqa: E402
 from gmlp_core.models.model import IGNORE_INDEX  # noqa: E402
 
@@ -95,48 +99,59 @@ def train_flops(cfg: ModelConfig, batch: int, n_masked: float, head_everywhere: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="gmlp-bench", choices=["gmlp-bench", "gmlp-bench-wide"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile")
-    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
+    parser.add_argument("--no-peer", action="store_true", help="ours only (e.g. where the peer is too slow)")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 steps")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.rounds = 2, 1
     device = torch.device(args.device)
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not set(precisions) <= {"fp32", "bf16"}:
+        raise SystemExit(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
     print_header("training throughput, MLM (tokens/s; higher is better)")
-    cfg = preset("gmlp-bench")
+    print(f"# native bf16: {bf16_is_fast(device)} ({json.dumps(cpu_description())})")
+    cfg = preset(args.preset)
     print(f"# config: {json.dumps(cfg.to_dict(), sort_keys=True, separators=(',', ':'))}")
     batches = [(x.to(device), y.to(device)) for x, y in make_batches(cfg, args.batch, 8)]
     n_masked = sum(int((y != IGNORE_INDEX).sum()) for _, y in batches) / len(batches)
+    ours_flops = train_flops(cfg, args.batch, n_masked, False, False)
 
-    variants: dict[str, tuple[nn.Module, float]] = {}
-    torch.manual_seed(0)
-    variants["ours"] = (Ours(cfg), train_flops(cfg, args.batch, n_masked, False, False))
-    if args.compile:
-        # Inductor's CPU scatter-add sums in thread order; deterministic algorithms make runs bitwise reproducible
-        # (tests/test_fast_paths.py checks the compiled path against eager and against itself).
-        torch.use_deterministic_algorithms(True)
+    # name -> (module, flops per step, precision)
+    variants: dict[str, tuple[nn.Module, float, str]] = {}
+    for precision in precisions:
         torch.manual_seed(0)
-        compiled = Ours(cfg)
-        compiled.model = torch.compile(compiled.model)
-        variants["ours (torch.compile)"] = (compiled, train_flops(cfg, args.batch, n_masked, False, False))
-    torch.manual_seed(0)
-    variants["peer (as shipped)"] = (PeerShipped(cfg), train_flops(cfg, args.batch, n_masked, True, True))
-    torch.manual_seed(0)
-    variants["peer trunk + our head"] = (PeerTrunkOurHead(cfg), train_flops(cfg, args.batch, n_masked, False, False))
+        variants[f"ours {precision}"] = (Ours(cfg), ours_flops, precision)
+        if args.compile:
+            # Inductor's CPU scatter-add sums in thread order; deterministic algorithms make runs bitwise
+            # reproducible (tests/test_fast_paths.py checks the compiled path against eager and against itself).
+            torch.use_deterministic_algorithms(True)
+            torch.manual_seed(0)
+            compiled = Ours(cfg)
+            compiled.model = torch.compile(compiled.model)
+            variants[f"ours {precision} (compile)"] = (compiled, ours_flops, precision)
+        if not args.no_peer:
+            torch.manual_seed(0)
+            shipped = train_flops(cfg, args.batch, n_masked, True, True)
+            variants[f"peer {precision} (as shipped)"] = (PeerShipped(cfg), shipped, precision)
+            torch.manual_seed(0)
+            variants[f"peer {precision} trunk+our head"] = (PeerTrunkOurHead(cfg), ours_flops, precision)
 
     steppers = {}
-    for name, (module, _) in variants.items():
+    for name, (module, _, precision) in variants.items():
         module.to(device).train()
         opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
         it = iter(range(10**9))
 
-        def step(module=module, opt=opt, it=it) -> None:
+        def step(module=module, opt=opt, it=it, precision=precision) -> None:
             x, y = batches[next(it) % len(batches)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            with autocast(precision, device):
                 loss = module(x, y)
             loss.backward()
             opt.step()
@@ -146,29 +161,34 @@ def main() -> None:
         step()  # warm-up (and compilation)
         sync(device)
 
-    peak = matmul_peak(device=device, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {p: matmul_peak(device=device, dtype=dtypes[p]) for p in dtypes}
     per_step: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, step in steppers.items():
             per_step[name].append(median(time_calls(step, args.steps, warmup=0, device=device)))
-    peak = max(peak, matmul_peak(device=device, dtype=torch.bfloat16 if args.bf16 else torch.float32))
+    peaks = {p: max(peak, matmul_peak(device=device, dtype=dtypes[p])) for p, peak in peaks.items()}
 
     tokens = args.batch * cfg.seq_len
-    print(f"# matmul peak (max of two measurements): {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'variant':<26} {'ms/step':>9} {'tokens/s':>10} {'GFLOP/s':>9} {'MFU':>6}")
+    print(
+        "# matmul peaks (1024^3, max of two measurements): "
+        + ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in peaks.items())
+    )
+    print(f"{'variant':<28} {'ms/step':>9} {'tokens/s':>10} {'GFLOP/s':>9} {'MFU':>6}")
     results = {}
-    for name, (_, flops) in variants.items():
+    for name, (_, flops, precision) in variants.items():
         t = median(per_step[name])
         results[name] = tokens / t
-        print(f"{name:<26} {t * 1e3:9.1f} {tokens / t:10.0f} {flops / t / 1e9:9.1f} {flops / t / peak:6.1%}")
-    ours = results["ours"]
-    for name, tps in results.items():
-        if name != "ours":
-            print(f"ratio ours / {name}: {ours / tps:.2f}x")
-    if "ours (torch.compile)" in results:
+        mfu = flops / t / peaks[precision]
         print(
-            f"ratio ours (torch.compile) / peer (as shipped): {results['ours (torch.compile)'] / results['peer (as shipped)']:.2f}x"
+            f"{name:<28} {t * 1e3:9.1f} {tokens / t:10.0f} {flops / t / 1e9:9.1f} {mfu:6.1%}  (of the {precision} peak)"
         )
+    if "ours fp32" in results and "ours bf16" in results:
+        print(f"ratio ours bf16 / ours fp32: {results['ours bf16'] / results['ours fp32']:.2f}x")
+    for name, tps in results.items():
+        if name.startswith("peer"):
+            for ours in (n for n in results if n.startswith("ours")):
+                print(f"ratio {ours} / {name}: {results[ours] / tps:.2f}x")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ def machine() -> dict[str, str]:
         "torch": torch.__version__,
         "threads": str(torch.get_num_threads()),
         "isa": torch.backends.cpu.get_cpu_capability(),
+        "avx512_bf16": str(torch.cpu._is_avx512_bf16_supported()),
+        "amx": str(torch.cpu._is_amx_tile_supported()),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_avg_1m": f"{load[0]:.2f}",
     }

@@ -31,6 +31,12 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _precision_arg(p: argparse.ArgumentParser, default: str, help_text: str) -> None:
+    from gmlp_core.hardware import PRECISIONS
+
+    p.add_argument("--precision", default=default, choices=PRECISIONS, help=help_text)
+
+
 # ---- train ----------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", required=True, help="a preset name (see `presets`)")
@@ -50,6 +56,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-every", type=int, default=50, help="W snapshot interval (0: none)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:1")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="stored weights")
+    _precision_arg(p, "auto", "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with native bf16")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--no-progress", action="store_true")
 
@@ -76,6 +83,7 @@ def _train_run(a: argparse.Namespace) -> int:
         device=a.device,
         resume=a.resume,
         dtype=a.dtype,
+        precision=a.precision,
         progress=not a.no_progress and sys.stderr.isatty(),
     )
     result = train(cfg)
@@ -89,12 +97,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
     p.add_argument("--data", default=None, help="default: the data the checkpoint was trained on")
     p.add_argument("--device", default="auto")
+    _precision_arg(p, "fp32", "fp32 (default) reproduces metrics.json; bf16/auto trade the last digits for speed")
 
 
 def _eval_run(a: argparse.Namespace) -> int:
     from gmlp_core.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(a.checkpoint, a.data, a.device), indent=2))
+    print(json.dumps(evaluate_checkpoint(a.checkpoint, a.data, a.device, precision=a.precision), indent=2))
     return 0
 
 
@@ -172,11 +181,12 @@ def _zoo_run(a: argparse.Namespace) -> int:
     rows = df.to_dict("records")
     for row in rows:
         print(f"{row['name']:<26} {row['seconds'] / 60:5.1f} min  {headline_metric(row)}")
-    # Each entry's metrics record the torch build and CPU capability its numbers reproduce on.
+    # Each entry's metrics record the machine kind its numbers reproduce on bit for bit.
     built_on = rows[-1]
+    extras = "".join(f", {flag}" for key, flag in (("cpu_bf16", "AVX-512 BF16"), ("cpu_amx", "AMX")) if built_on[key])
     print(
         f"{'total':<26} {df['seconds'].sum() / 60:5.1f} min  "
-        f"(torch {built_on['torch']}, CPU capability {built_on['cpu_capability']})"
+        f"(torch {built_on['torch']}, {built_on['cpu']}, CPU capability {built_on['cpu_capability']}{extras})"
     )
     return 0
 

@@ -59,6 +59,10 @@ def test_short_training_lowers_loss_and_writes_a_loadable_checkpoint(tmp_path: P
     else:
         assert result.metrics["val_accuracy"] > 0.2, "above the 10% of chance after 30 steps"
     assert result.metrics["tokens_seen"] > 0 and result.metrics["steps"] == 30
+    # The machine kind its numbers reproduce on bit for bit (README, "Reproducibility").
+    assert result.metrics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert result.metrics["torch"] == torch.__version__ and result.metrics["cpu"]
+    assert isinstance(result.metrics["cpu_bf16"], bool) and isinstance(result.metrics["cpu_amx"], bool)
     snaps = load_spatial_snapshots(result.checkpoint)
     if model.config.has_spatial_weights:
         assert list(snaps) == [0, 10, 20, 30]
@@ -77,10 +81,13 @@ def test_eval_reproduces_the_stored_metric_exactly(tmp_path: Path) -> None:
     assert evaluate_checkpoint(vision.checkpoint)["val_accuracy"] == vision.metrics["val_accuracy"]
 
 
-def test_training_is_deterministic(tmp_path: Path) -> None:
+def test_training_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
+    """Same seed, same machine: the same weights, byte for byte, and the same validation numbers."""
     a = train(_cfg(tmp_path / "a", "gmlp-tiny-mlm", steps=10, eval_every=10))
     b = train(_cfg(tmp_path / "b", "gmlp-tiny-mlm", steps=10, eval_every=10))
     assert a.metrics["val_loss"] == b.metrics["val_loss"]
+    weights = [(r.checkpoint / "model.safetensors").read_bytes() for r in (a, b)]
+    assert weights[0] == weights[1]
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:

@@ -1,13 +1,26 @@
 """The shipped demo zoo: every entry loads, and `eval` reproduces its stored metric.
 
-Bit for bit on the kind of CPU that built the entry (``metrics.json`` records torch's CPU capability,
-e.g. AVX2 or AVX512): other SIMD kernels sum float32 in another order, which moves a perplexity in its
-7th digit and can move a 600-step training run further, so there the tests allow for that and say so.
+What is exact and what is not (README, "Reproducibility"): training and evaluation are deterministic on one
+machine, so two runs there give the same bytes (``test_train.py::test_training_is_bit_for_bit_deterministic``
+and the zoo's own recipe below). Across machines float32 is summed by other kernels (ATen's AVX2/AVX-512 paths,
+and oneDNN/MKL's choices for AVX-512 BF16 or AMX, which torch's CPU capability does not report), so stored
+figures are compared to tolerances measured across four kernel sets, never bit for bit:
+
+- evaluation of the same stored weights: perplexity within ``EVAL_REL`` (largest difference measured between
+  kernel sets 1.1e-6; a one-fp16-ulp nudge of a single weight tensor moves it 4e-6 to 3.5e-5);
+- a 600-step rebuild: chaotic, so another kernel set behaves like another seed; accuracy within
+  ``REBUILD_ACCURACY`` and validation loss within a factor ``REBUILD_LOSS_FACTOR`` (twice the largest
+  deviation measured over five seeds and three kernel sets).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,14 +28,29 @@ import torch
 
 from gmlp_core import load_checkpoint, load_tokenizer
 from gmlp_core.evaluate import evaluate_checkpoint
-from gmlp_core.zoo import DEFAULT_ROOT, ZOO, ablation_table, entry_config
+from gmlp_core.train import train
+from gmlp_core.zoo import DEFAULT_ROOT, ZOO, ablation_table, entry_config, zoo_entry
 
 ENTRIES = [e.name for e in ZOO]
 CPU = torch.backends.cpu.get_cpu_capability()
+EVAL_REL = 5e-6  # stored weights, another kernel set: perplexity / loss agree this closely
+EVAL_DIGITS = 1  # accuracy is a step function: a logit tie within float noise may flip one example
+REBUILD_ACCURACY = 0.03  # 600 steps from scratch: twice the largest deviation measured (0.014, 5 of 360 digits)
+REBUILD_LOSS_FACTOR = 2.75  # ratio of validation losses: e^(2 x 0.51), 0.51 the largest |log ratio| measured
+# Kernel sets other than this machine's: ATen's generic vector code, MKL and oneDNN held to SSE4.
+OTHER_KERNELS = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
-def _same_cpu(stored: dict) -> bool:
-    return stored.get("cpu_capability") == CPU and stored.get("torch") == torch.__version__
+def _assert_eval_agrees(name: str, again: dict, stored: dict) -> None:
+    """``again`` (a fresh eval) reproduces ``stored`` (metrics.json) to the tolerances measured across kernels."""
+    for key in ("val_ppl", "val_loss"):
+        if key in stored:
+            assert again[key] == pytest.approx(stored[key], rel=EVAL_REL), (
+                f"{name}: {key} {again[key]} vs {stored[key]}"
+            )
+    if "val_examples" in stored:  # vision: accuracy over a fixed set of digits
+        flipped = abs(again["val_accuracy"] - stored["val_accuracy"]) * stored["val_examples"]
+        assert flipped <= EVAL_DIGITS + 1e-9, f"{name}: {flipped:.0f} validation digits changed their answer"
 
 
 @pytest.mark.parametrize("name", ENTRIES)
@@ -31,18 +59,31 @@ def test_zoo_entry_loads_and_eval_reproduces_its_metric(name: str) -> None:
     assert (folder / "model.safetensors").is_file(), f"{folder} is missing: run `python -m gmlp_core zoo --only {name}`"
     model = load_checkpoint(folder, device="cpu")
     stored = json.loads((folder / "metrics.json").read_text())
-    again = evaluate_checkpoint(folder, device="cpu")
-    key = "val_ppl" if model.config.task == "mlm" else "val_accuracy"
-    if _same_cpu(stored):
-        assert again[key] == stored[key], f"{name}: eval gives {again[key]} but metrics.json says {stored[key]}"
-    else:  # same weights and batches, another summation order
-        assert again[key] == pytest.approx(stored[key], rel=1e-5), f"{name}: eval {again[key]} vs {stored[key]}"
-    assert stored["steps"] == entry_config(next(e for e in ZOO if e.name == name), DEFAULT_ROOT).steps
+    _assert_eval_agrees(name, evaluate_checkpoint(folder, device="cpu"), stored)
+    assert stored["steps"] == entry_config(zoo_entry(name), DEFAULT_ROOT).steps
     if model.config.task == "mlm":
         assert load_tokenizer(folder) is not None
         assert stored["val_ppl"] < stored["unigram_ppl"], "a trained model beats the unigram baseline"
     else:
         assert stored["val_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("name", ["mlm-gmlp-identity", "vision-gmlp"])
+def test_eval_tolerance_holds_on_other_kernels(name: str) -> None:
+    """The eval tolerance is not only a number measured once: on whatever machine runs this, evaluate again
+    with ATen, MKL and oneDNN held to other kernels (mlm-gmlp-identity differed most when it was measured)."""
+    script = (
+        "import json, sys; from gmlp_core.evaluate import evaluate_checkpoint; "
+        "m = evaluate_checkpoint(sys.argv[1], device='cpu'); "
+        "print(json.dumps({k: v for k, v in m.items() if isinstance(v, float)}))"
+    )
+    env = os.environ | OTHER_KERNELS
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(DEFAULT_ROOT / name)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    again = json.loads(done.stdout.strip().splitlines()[-1])
+    _assert_eval_agrees(name, again, json.loads((DEFAULT_ROOT / name / "metrics.json").read_text()))
 
 
 def test_zoo_is_small_and_stored_in_fp16() -> None:
@@ -82,9 +123,35 @@ def test_ablation_table_matches_the_zoo_and_the_committed_csv() -> None:
     assert committed.val_ppl.to_numpy() == pytest.approx(table.val_ppl.to_numpy(), rel=1e-12)
 
 
-def test_rebuilding_an_entry_reproduces_its_stored_number(tmp_path, capsys) -> None:  # noqa: ANN001
-    """`python -m gmlp_core zoo --only vision-gmlp` gives the stored validation numbers bit for bit, and
-    says what it built, how long it took and on which CPU."""
+TIMINGS = {"train_seconds", "elapsed_s", "tokens_per_s"}  # wall-clock figures: the only fields allowed to differ
+
+
+def _without_timings(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS} for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["mlm-gmlp", "vision-gmlp"])
+def test_the_zoo_recipe_is_bit_for_bit_deterministic_on_one_machine(tmp_path: Path, name: str) -> None:
+    """The zoo's own recipe (threads, seed, fp16 storage), shortened, run twice in one process: every file the
+    two runs write is byte-identical, except the wall-clock timings in the logs."""
+    entry = dataclasses.replace(zoo_entry(name), steps=20)
+    for run in ("a", "b"):
+        train(dataclasses.replace(entry_config(entry, tmp_path / run), eval_every=10, snapshot_every=10))
+    a, b = tmp_path / "a" / name, tmp_path / "b" / name
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert Path("model.safetensors") in files and Path("metrics.json") in files
+    for rel in files:
+        if rel.suffix in (".json", ".jsonl") and rel.name != "tokenizer.json":
+            assert _without_timings(a / rel) == _without_timings(b / rel), rel
+        else:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), f"{rel} differs between two identical runs"
+
+
+def test_rebuilding_an_entry_reproduces_its_stored_number(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`python -m gmlp_core zoo --only vision-gmlp` gives the stored validation numbers within what another
+    machine's kernels (or another seed) give, and says what it built, how long it took and on which CPU."""
     from gmlp_core.cli import main
 
     root, results = tmp_path / "zoo", tmp_path / "results"
@@ -95,9 +162,8 @@ def test_rebuilding_an_entry_reproduces_its_stored_number(tmp_path, capsys) -> N
     assert "vision-gmlp" in printed and f"val_accuracy {rebuilt['val_accuracy']:.1%}" in printed
     assert "total" in printed and f"CPU capability {CPU}" in printed
     assert not (results / "ablation.csv").exists(), "one vision entry is no ablation: nothing to tabulate"
-    if _same_cpu(stored):
-        assert rebuilt["val_accuracy"] == stored["val_accuracy"]
-        assert rebuilt["val_loss"] == stored["val_loss"]
-    else:  # 600 steps amplify the last-bit differences of other SIMD kernels; the result must still agree
-        assert abs(rebuilt["val_accuracy"] - stored["val_accuracy"]) <= 0.03  # 11 of 360 digits
-        assert rebuilt["val_loss"] == pytest.approx(stored["val_loss"], rel=0.3)
+    assert abs(rebuilt["val_accuracy"] - stored["val_accuracy"]) <= REBUILD_ACCURACY
+    ratio = rebuilt["val_loss"] / stored["val_loss"]
+    assert 1 / REBUILD_LOSS_FACTOR <= ratio <= REBUILD_LOSS_FACTOR, (
+        f"val_loss {rebuilt['val_loss']} vs {stored['val_loss']}"
+    )

@@ -139,6 +139,11 @@ def _gmlp_bench() -> ModelConfig:
     return ModelConfig(arch="gmlp", task="mlm", vocab_size=8000, seq_len=128, d_model=128, d_ffn=512, n_layers=6)
 
 
+@register_preset("gmlp-bench-wide", "bench", "benchmark gMLP, GEMM-bound: d_model 512, 4 layers, n 128, d_ffn 3072")
+def _gmlp_bench_wide() -> ModelConfig:
+    return ModelConfig(arch="gmlp", task="mlm", vocab_size=8000, seq_len=128, d_model=512, d_ffn=3072, n_layers=4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Paper: Liu et al. 2021. ImageNet models (Table 1): 224 px, 16 px patches, 30 layers, d_ffn = 6 d_model.
 _IMAGENET = dict(task="vision", image_size=224, patch_size=16, in_channels=3, num_classes=1000)

@@ -1,4 +1,4 @@
-"""The training loop: AdamW, warmup + cosine, clipping, bf16 on CUDA, DDP, exact resume, safe checkpoints.
+"""The training loop: AdamW, warmup + cosine, clipping, bf16 autocast, DDP, exact resume, safe checkpoints.
 
 Under ``torchrun --nproc_per_node N`` the same call runs data-parallel (gloo on CPU, nccl on GPU):
 each rank draws its own ``batch_size`` rows (global batch = N x batch_size) and only rank 0 writes.
@@ -22,6 +22,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from gmlp_core.checkpoints import CheckpointError, load_checkpoint, resolve_device, save_checkpoint, write_json_atomic
+from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
 from gmlp_core.models import LensModel, build_model, preset
 from gmlp_core.train.data import build_task_data
 from gmlp_core.train.snapshots import load_spatial_snapshots, save_spatial_snapshots
@@ -55,6 +56,9 @@ class TrainConfig:
     device: str = "auto"
     resume: bool = False
     dtype: str = "float32"  # storage dtype of the final checkpoint: float32 | float16 | bfloat16
+    # Forward-pass precision: auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16.
+    # Weights, gradients and optimizer state are float32 in every case; validation runs in fp32.
+    precision: str = "auto"
     progress: bool = True
     threads: int | None = None  # torch CPU threads (None: torch's default)
 
@@ -65,6 +69,8 @@ class TrainConfig:
             raise ValueError(f"batch_size={self.batch_size} must be positive")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r}: use float32, float16 or bfloat16")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
 
 
 @dataclass
@@ -186,9 +192,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     snap = model_cfg.has_spatial_weights and cfg.snapshot_every > 0
     if snap and 0 not in snapshots and start == 0:
         snapshots[0] = torch.stack(model.spatial_weights())
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    )
+    precision = resolve_precision(cfg.precision, device)
+    log.info("training in %s on %s (%s)", precision, device, torch.backends.cpu.get_cpu_capability())
     if start == 0 and rank == 0:
         model.eval()
         _append_log(out / METRICS_LOG, {"step": 0, "lr": 0.0, **data.evaluate(model), "elapsed_s": 0.0})
@@ -205,7 +210,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         for group in opt.param_groups:
             group["lr"] = lr
         batch = {k: v.to(device) for k, v in data.train_batch(step, rank).items()}
-        with autocast:
+        with autocast(precision, device):
             loss = ddp(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -247,7 +252,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if rank == 0:
         extra = {
             "data": data.name,
-            "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume")},
+            # The recipe, not where this machine wrote it: a checkpoint is read from wherever it is copied to.
+            "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "out")},
             "command": _cli_command(sys.argv),
         }
         tokenizer = getattr(data, "tokenizer", None)
@@ -263,9 +269,10 @@ def train(cfg: TrainConfig) -> TrainResult:
             "data": data.name,
             "seed": cfg.seed,
             "device": str(device),
-            # float32 sums depend on the SIMD kernels: numbers reproduce bit for bit on the same kind of CPU
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__,
+            "precision": precision,  # of the training steps; the metrics above are measured in fp32
+            # float32 sums depend on the kernels the CPU gets: numbers reproduce bit for bit on the same
+            # machine kind, to a tolerance elsewhere (README, "Reproducibility")
+            **cpu_description(),
             "world_size": world,
             "final_loss": last.get("loss"),
         }

@@ -1,0 +1,119 @@
+"""Precision: bf16 autocast where the hardware has it, fp32 master weights, a float32 spatial gate.
+
+bf16 autocast runs on every CPU (emulated where the CPU lacks native bf16), so these tests run everywhere;
+``auto`` is tested by pretending both kinds of hardware.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from gmlp_core import build_model, preset
+from gmlp_core import hardware as hw
+from gmlp_core.cli import main
+from gmlp_core.evaluate import evaluate_checkpoint
+from gmlp_core.train import TrainConfig, train
+
+CPU = torch.device("cpu")
+
+
+def test_auto_follows_the_hardware_and_explicit_choices_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: True)
+    assert hw.resolve_precision("auto", CPU) == "bf16"
+    monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: False)
+    assert hw.resolve_precision("auto", CPU) == "fp32"
+    assert hw.resolve_precision("bf16", CPU) == "bf16" and hw.resolve_precision("fp32", CPU) == "fp32"
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        hw.resolve_precision("fp16", CPU)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(preset="gmlp-tiny-mlm", precision="half")
+
+
+def test_native_bf16_is_read_from_torchs_cpu_detection() -> None:
+    cpu = hw.cpu_description()
+    assert hw.cpu_has_native_bf16() == (cpu["cpu_bf16"] or cpu["cpu_amx"])
+    assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.parametrize("arch", ["gmlp", "amlp"])
+def test_the_spatial_gate_stays_float32_under_bf16_autocast(arch: str) -> None:
+    """At init W z is below bf16's resolution around 1 (2^-8): in bf16 the gate would be exactly b = 1 and the
+    young W would pass no signal forward. In float32 every gate value still carries W z."""
+    torch.manual_seed(0)
+    cfg = preset(f"{arch}-tiny-mlm", vocab_size=100)
+    model = build_model(cfg)
+    ids = torch.randint(5, 100, (2, cfg.seq_len))
+    with hw.autocast("bf16", CPU):
+        out = model(input_ids=ids, output_gates=True)
+    assert out.logits.dtype == torch.bfloat16, "the matmuls did run in bf16"
+    spatial = model.blocks[0].sgu.spatial
+    z = torch.randn(2, cfg.seq_len, 8, dtype=torch.bfloat16)  # LN(Z2) as autocast hands it over
+    with hw.autocast("bf16", CPU):
+        gate = spatial(z)
+    assert gate.dtype == torch.float32
+    want = spatial.matrix() @ z.float() + spatial.bias[:, None]  # (B, n, 8)
+    torch.testing.assert_close(gate, want, rtol=1e-6, atol=1e-7)
+    signal = (gate - 1).abs()
+    assert 0 < signal.max() < 2**-8, "W z is smaller than bf16's step at 1, and still present"
+    for g in out.gates:
+        assert g.dtype == torch.float32
+
+
+def test_fp32_forward_is_unchanged_by_the_gate_precision_code() -> None:
+    """Outside autocast the gate is the plain float32 baddbmm, bit for bit."""
+    torch.manual_seed(1)
+    cfg = preset("gmlp-tiny-mlm", vocab_size=100)
+    spatial = build_model(cfg).blocks[0].sgu.spatial
+    z = torch.randn(3, cfg.seq_len, 8)
+    direct = torch.baddbmm(spatial.bias[None, :, None].expand(3, -1, 8), spatial.matrix().expand(3, -1, -1), z)
+    assert torch.equal(spatial(z), direct)
+
+
+def _tiny(tmp_path: Path, precision: str, **kw) -> TrainConfig:
+    base = dict(
+        preset="gmlp-tiny-mlm",
+        out=str(tmp_path / precision),
+        overrides={"vocab_size": 300},
+        steps=30,
+        batch_size=16,
+        lr=3e-3,
+        warmup=3,
+        eval_every=15,
+        snapshot_every=10,
+        progress=False,
+        device="cpu",
+        precision=precision,
+    )
+    return TrainConfig(**(base | kw))
+
+
+def test_bf16_training_learns_keeps_fp32_state_and_records_its_precision(tmp_path: Path) -> None:
+    bf16 = train(_tiny(tmp_path, "bf16", save_every=20))
+    fp32 = train(_tiny(tmp_path, "fp32"))
+    assert bf16.metrics["precision"] == "bf16" and fp32.metrics["precision"] == "fp32"
+    rows = [json.loads(line) for line in (bf16.checkpoint / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"] - 0.2, "30 bf16 steps lower the validation loss"
+    # Same seed and batches: bf16 follows the fp32 run closely at this size.
+    assert bf16.metrics["val_loss"] == pytest.approx(fp32.metrics["val_loss"], rel=0.03)
+    # Master weights and AdamW moments stay float32 (the resumable state holds both).
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        with safe_open(str(bf16.checkpoint / "trainer_state" / name), "pt") as f:
+            dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
+        assert dtypes <= {torch.float32, torch.uint8}, (name, dtypes)  # uint8: the RNG state
+
+
+def test_eval_precision_flag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt = train(_tiny(tmp_path, "fp32", dtype="float16")).checkpoint
+    stored = json.loads((ckpt / "metrics.json").read_text())
+    fp32 = evaluate_checkpoint(ckpt, device="cpu")
+    assert fp32["precision"] == "fp32" and fp32["val_loss"] == pytest.approx(stored["val_loss"], rel=1e-6)
+    assert main(["eval", str(ckpt), "--device", "cpu", "--precision", "bf16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert bf16["precision"] == "bf16"
+    assert bf16["val_loss"] != fp32["val_loss"], "the forward pass really ran in bf16"
+    assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], rel=0.01)
