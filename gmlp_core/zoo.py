@@ -47,6 +47,9 @@ class ZooEntry:
 _MLM_STEPS = 2000
 _VISION_STEPS = 600
 ZOO_THREADS = 2  # fixed, so a rebuild on this machine reproduces the numbers bit for bit
+# The shipped zoo was trained in fp32; "auto" would pick bf16 on CPUs with native bf16 and so give other
+# numbers on those machines than on the rest.
+ZOO_PRECISION = "fp32"
 
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("mlm-gmlp", "gmlp-demo-mlm", "gMLP (split gating), the paper's model", _MLM_STEPS),
@@ -130,6 +133,7 @@ def entry_config(entry: ZooEntry, root: Path) -> Any:
         snapshot_every=max(1, entry.steps // 40),
         device="cpu",
         dtype="float16",
+        precision=ZOO_PRECISION,
         progress=sys.stderr.isatty(),
         threads=ZOO_THREADS,
     )
