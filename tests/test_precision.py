@@ -23,10 +23,11 @@ CPU = torch.device("cpu")
 
 
 def test_auto_follows_the_hardware_and_explicit_choices_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert hw.resolve_precision("auto", CPU) == "bf16"
-    monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: False)
-    assert hw.resolve_precision("auto", CPU) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert hw.resolve_precision("auto", CPU) == "fp32", "AVX-512 BF16 alone made small models slower"
+    assert hw.resolve_precision("auto", torch.device("meta")) == "fp32"
     assert hw.resolve_precision("bf16", CPU) == "bf16" and hw.resolve_precision("fp32", CPU) == "fp32"
     with pytest.raises(ValueError, match="precision='fp16'"):
         hw.resolve_precision("fp16", CPU)
