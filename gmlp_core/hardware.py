@@ -36,13 +36,6 @@ def cpu_model_name() -> str:
     return platform.processor() or "unknown"
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles), as torch's build detects it."""
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
 def cpu_description() -> dict[str, Any]:
     """The facts that decide which float32 kernels run here, for ``metrics.json`` and benchmark reports."""
     cpu = torch.cpu

@@ -35,10 +35,11 @@ def test_auto_follows_the_hardware_and_explicit_choices_win(monkeypatch: pytest.
         TrainConfig(preset="gmlp-tiny-mlm", precision="half")
 
 
-def test_native_bf16_is_read_from_torchs_cpu_detection() -> None:
+def test_the_machine_kind_is_read_from_torchs_cpu_detection() -> None:
     cpu = hw.cpu_description()
-    assert hw.cpu_has_native_bf16() == (cpu["cpu_bf16"] or cpu["cpu_amx"])
     assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert cpu["cpu_amx"] == hw.bf16_is_fast(CPU), "on a CPU, auto's bf16 follows AMX"
+    assert cpu["cpu_bf16"] == torch.cpu._is_avx512_bf16_supported() and cpu["cpu"]
 
 
 @pytest.mark.parametrize("arch", ["gmlp", "amlp"])
