@@ -7,9 +7,11 @@ place, so a crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gmlp_core.limits import MB, LimitError, Limits, check_config
 from gmlp_core.models import LensModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,23 @@ TOKENIZER_NAME = "tokenizer.json"
 METRICS_NAME = "metrics.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+FLOAT_NAMES = ("F32", "F16", "BF16")  # the same dtypes as safetensors names them in its header
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -40,9 +56,14 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        # mkstemp creates 0600 (and writers may recreate the file): a checkpoint is read by whoever runs the
+        # dashboard, so it gets the mode a plain open() would give, 0644 under the usual umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, SafetensorError) or (isinstance(err, OSError) and err.errno == errno.ENOSPC):
+            raise CheckpointError(f"{path}: could not be written ({err}); is the disk full?") from err
         raise
 
 
@@ -84,10 +105,21 @@ def save_checkpoint(
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU."""
+    """``"auto"`` is CUDA when available, else CPU; a device that does not exist here is a ``ValueError``."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a device torch knows: use auto, cpu, cuda or cuda:N") from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is available here; use --device cpu (or auto)")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif resolved.type not in ("cpu", "meta"):
+        raise ValueError(f"device {device!r}: use auto, cpu, cuda or cuda:N")
+    return resolved
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -98,14 +130,30 @@ def read_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(
             f"{path}: missing {CONFIG_NAME}; a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
+    limits = Limits.from_env()
+    data = read_json(path, limits.max_json_mb)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
-    try:
-        return ModelConfig.from_dict(data)
+        config = ModelConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: {err}") from err
+    try:
+        check_config(config, limits, source=str(path))
+    except LimitError as err:
+        raise CheckpointError(str(err)) from err
+    return config
+
+
+def read_json(path: Path, max_mb: float) -> Any:
+    """Parse a JSON file of at most ``max_mb`` megabytes, with a ``CheckpointError`` for anything wrong."""
+    size = path.stat().st_size
+    if size > max_mb * MB:
+        raise CheckpointError(f"{path}: {size / MB:.1f} MB is above the limit of {max_mb:g} MB for this file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise CheckpointError(f"{path}: JSON nested too deeply") from err
 
 
 def _check_directory(directory: str | Path) -> Path:
@@ -140,21 +188,19 @@ def load_state(directory: str | Path, config: ModelConfig | None = None) -> dict
         if pickles:
             raise CheckpointError(_pickle_message(directory / pickles[0]))
         raise CheckpointError(f"{path}: missing {WEIGHTS_NAME}")
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from err
+    # The tensor list is checked against the config before a byte of tensor data is read.
+    header = _safetensors_header(path, Limits.from_env().max_header_mb)
     with torch.device("meta"):
         expected = build_model(config).state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
     mismatched = [
-        f"{k} (file {tuple(state[k].shape)}, config {tuple(expected[k].shape)})"
-        for k in sorted(set(state) & set(expected))
-        if state[k].shape != expected[k].shape
+        f"{k} (file {header[k][1]}, config {tuple(expected[k].shape)})"
+        for k in sorted(set(header) & set(expected))
+        if header[k][1] != tuple(expected[k].shape)
     ]
     wrong_dtype = [
-        f"{k} ({state[k].dtype})" for k in sorted(set(state) & set(expected)) if state[k].dtype not in FLOAT_DTYPES
+        f"{k} ({header[k][0]})" for k in sorted(set(header) & set(expected)) if header[k][0] not in FLOAT_NAMES
     ]
     problems = []
     for label, items in (
@@ -170,6 +216,10 @@ def load_state(directory: str | Path, config: ModelConfig | None = None) -> dict
         raise CheckpointError(
             f"{path} does not match {directory / CONFIG_NAME} ({config.arch}/{config.task}): " + "; ".join(problems)
         )
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({err})") from err
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: non-finite values in {', '.join(bad[:5])}")
@@ -193,10 +243,15 @@ def load_tokenizer(directory: str | Path) -> Any | None:
         return None
     from tokenizers import Tokenizer
 
+    max_mb = Limits.from_env().max_tokenizer_mb
+    if path.stat().st_size > max_mb * MB:
+        raise CheckpointError(f"{path}: {path.stat().st_size / MB:.1f} MB is above the limit of {max_mb:g} MB")
     try:
         return Tokenizer.from_file(str(path))
-    except Exception as err:  # the tokenizers library raises its own Exception subclass
-        raise CheckpointError(f"{path}: not a valid tokenizer file ({err})") from err
+    except BaseException as err:  # tokenizers raises its own Exception subclass, or a PanicException
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise CheckpointError(f"{path}: not a valid tokenizer file ({type(err).__name__}: {err})") from err
 
 
 def load_metrics(directory: str | Path) -> dict[str, Any]:
@@ -204,10 +259,7 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / METRICS_NAME
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path, Limits.from_env().max_json_mb)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
@@ -216,3 +268,34 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
 def is_checkpoint(directory: str | Path) -> bool:
     """Whether ``directory`` looks like a checkpoint folder (has a config.json)."""
     return (Path(directory) / CONFIG_NAME).is_file()
+
+
+def _safetensors_header(path: Path, max_mb: float) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's (dtype, shape) from a safetensors header, read without loading any tensor data."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: corrupt or truncated safetensors file (no header)")
+            (size,) = struct.unpack("<Q", head)
+            if size > path.stat().st_size - 8:
+                raise CheckpointError(
+                    f"{path}: corrupt or truncated safetensors file (its header claims {size:,} bytes, "
+                    f"the file has {path.stat().st_size:,})"
+                )
+            if size > max_mb * MB:
+                raise CheckpointError(
+                    f"{path}: its tensor list (header) is {size / MB:.0f} MB, above the limit of {max_mb:g} MB"
+                )
+            raw = f.read(size)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read ({err})") from err
+    if len(raw) < size:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file (header cut short)")
+    try:
+        header = json.loads(raw)
+        return {
+            k: (str(v["dtype"]), tuple(int(x) for x in v["shape"])) for k, v in header.items() if k != "__metadata__"
+        }
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file (bad header: {err})") from err

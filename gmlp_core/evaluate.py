@@ -11,6 +11,7 @@ from typing import Any
 
 from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
 from gmlp_core.hardware import autocast, resolve_precision
+from gmlp_core.models import ModelConfig
 from gmlp_core.train.data import build_task_data
 
 
@@ -23,7 +24,7 @@ def evaluate_checkpoint(
     pass under bf16 autocast (where fast, for ``auto``), which moves the loss in its third or fourth digit."""
     model = load_checkpoint(path, device=device)
     cfg = model.config
-    spec = data or cfg.extra.get("data")
+    spec = data or _default_data(cfg, path)
     tokenizer = None
     if cfg.task == "mlm":
         tokenizer = load_tokenizer(path)
@@ -34,3 +35,20 @@ def evaluate_checkpoint(
     with autocast(resolved, model.device):
         metrics = task_data.evaluate(model)
     return {"checkpoint": str(path), "data": task_data.name, "precision": resolved, **metrics}
+
+
+# Data that ships with this package, by the fixed names checkpoints record for it.
+BUILT_IN_DATA = {"mlm": "embedded", "vision": "digits"}
+
+
+def _default_data(cfg: ModelConfig, path: str | Path) -> str:
+    """The built-in data set for the checkpoint's task. A checkpoint never chooses what is read or downloaded:
+    its recorded ``extra.data`` is used only when it names the built-in set; anything else needs ``--data``."""
+    recorded = cfg.extra.get("data")
+    default = BUILT_IN_DATA[cfg.task]
+    if recorded not in (None, default):
+        raise ValueError(
+            f"{Path(path) / 'config.json'} says it was trained on {str(recorded)[:200]!r}; a checkpoint's own "
+            f"record never makes eval read or download data: pass --data to choose it (or --data {default})"
+        )
+    return default

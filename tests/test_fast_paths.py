@@ -84,6 +84,19 @@ def test_spatial_projection_equals_the_plain_einsum(overrides: dict, batch: int)
         assert torch.equal(fast_grads[1].triu(1), torch.zeros_like(fast_grads[1]))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_toeplitz_w_takes_one_weight_per_offset(causal: bool) -> None:
+    """W[i, j] = w[i - j + n - 1] (the paper's Toeplitz parameterisation), built without an n x n index."""
+    spatial = build_model(preset("gmlp-tiny-mlm", spatial="toeplitz", causal=causal)).blocks[0].sgu.spatial
+    n = spatial.n
+    with torch.no_grad():
+        spatial.weight.copy_(torch.arange(2 * n - 1, dtype=torch.float32))
+    i = torch.arange(n)
+    want = (i[:, None] - i[None, :] + n - 1).float()
+    assert torch.equal(spatial.matrix(), want.tril() if causal else want)
+    assert not any(b.numel() >= n * n for b in spatial.buffers()), "no n x n buffer"
+
+
 def test_toeplitz_w_equals_the_dense_w_it_expands_to() -> None:
     torch.manual_seed(2)
     toeplitz = build_model(preset("gmlp-tiny-mlm", spatial="toeplitz", causal=True)).eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +17,16 @@ ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = ("mlm", "vision")
 GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear", "identity")
 SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
+
+
+# The JSON type each annotation stands for (config.json is read with json.loads: no other types occur).
+_FIELD_KINDS: dict[str, type] = {"str": str, "int": int, "bool": bool, "float": float, "dict[str, Any]": dict}
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number", dict: "a JSON object"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,20 @@ class ModelConfig:
         def fail(msg: str) -> None:
             raise ValueError(f"invalid ModelConfig: {msg}")
 
+        # Types first: a config.json is untrusted input ("seq_len": 8.5, "causal": "yes", "extra": [1]).
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), _FIELD_KINDS[f.type]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                fail(f"{f.name}={_short(value)} must be {_KIND_NAMES[kind]}")
+            if kind is float and not math.isfinite(value):
+                fail(f"{f.name}={value!r} must be a finite number")
+        if not self.layer_norm_eps > 0:
+            fail(f"layer_norm_eps={self.layer_norm_eps} must be positive")
+        if self.spatial_init_eps < 0 or self.initializer_range < 0:
+            fail("spatial_init_eps and initializer_range must not be negative")
         if self.arch not in ARCHS:
             fail(f"arch={self.arch!r}; expected one of {ARCHS}")
         if self.task not in TASKS:
@@ -64,9 +89,8 @@ class ModelConfig:
         if self.spatial not in SPATIALS:
             fail(f"spatial={self.spatial!r}; expected one of {SPATIALS}")
         for name in ("d_model", "d_ffn", "n_layers", "n_heads", "attn_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(f"{name}={value!r} must be a positive integer")
+            if getattr(self, name) < 1:
+                fail(f"{name}={getattr(self, name)!r} must be a positive integer")
         if self.arch != "transformer" and self.gating == "split" and self.d_ffn % 2:
             fail(f"d_ffn={self.d_ffn} must be even: split gating halves it")
         if self.arch == "transformer" and self.d_model % self.n_heads:

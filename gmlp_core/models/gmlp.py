@@ -35,12 +35,6 @@ class SpatialWeight(nn.Module):
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.empty(n))
         self.init_eps = config.spatial_init_eps
-        if self.toeplitz:
-            # W[i, j] = w[i - j + n - 1]: one weight per relative offset.
-            i = torch.arange(n)
-            self.register_buffer("toeplitz_index", (i[:, None] - i[None, :] + n - 1), persistent=False)
-        if self.causal:
-            self.register_buffer("causal_mask", torch.ones(n, n, dtype=torch.bool).tril(), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -51,9 +45,13 @@ class SpatialWeight(nn.Module):
 
     def matrix(self) -> Tensor:
         """The effective (n, n) W used in the forward pass (Toeplitz expanded, causal mask applied)."""
-        w = self.weight[self.toeplitz_index] if self.toeplitz else self.weight
+        w = self.weight
+        if self.toeplitz:
+            # W[i, j] = w[i - j + n - 1], one weight per relative offset: row i is the length-n window of the
+            # reversed w that starts at n - 1 - i (a view; no n x n index is ever built).
+            w = w.flip(0).unfold(0, self.n, 1).flip(0)  # (n, n)
         if self.causal:
-            w = w.masked_fill(~self.causal_mask, 0.0)
+            w = w.tril()  # position i mixes only positions j <= i
         return w
 
     def forward(self, z: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ Paper presets carry the published parameter count (in millions, as printed) for 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,10 @@ def preset_info(name: str) -> PresetInfo:
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
     """The config of preset ``name`` with ``overrides`` applied (validated like any config)."""
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown} for preset {name!r}; known fields: {sorted(known)}")
     return preset_info(name).factory().replace(**overrides)
 
 

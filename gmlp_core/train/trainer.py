@@ -67,6 +67,10 @@ class TrainConfig:
             raise ValueError(f"steps={self.steps} must be positive")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} must be positive")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every={self.eval_every} must be positive (validation every N steps)")
+        if min(self.warmup, self.save_every, self.snapshot_every) < 0:
+            raise ValueError("warmup, save_every and snapshot_every must be >= 0 (0: off)")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r}: use float32, float16 or bfloat16")
         if self.precision not in PRECISIONS:
