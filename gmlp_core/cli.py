@@ -107,6 +107,61 @@ def _eval_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- probe (interventions) ------------------------------------------------------------------
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    from gmlp_core.analysis.interventions import KINDS
+
+    p.add_argument("checkpoint", help="a checkpoint folder")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--intervention", choices=KINDS, help="the edit to apply (see gmlp_core.analysis.interventions)")
+    what.add_argument("--sweep", choices=["band"], help="band: the metric over band width k, one layer at a time")
+    p.add_argument("--layers", default="all", help="all, or layer indices such as 0,2")
+    p.add_argument("--k", type=int, default=None, help="band width (band) or rank (smooth)")
+    p.add_argument("--heads", default=None, help="heads-off: head indices such as 0,3 (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="shuffle's permutation")
+    p.add_argument("--sentence", default=None, help="MLM: also show this sentence's fill-mask before and after")
+    p.add_argument("--data", default=None, help="held-out data (default: the built-in data of the task)")
+    p.add_argument("--device", default="cpu")
+
+
+def _indices(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise ValueError(f"--{what} takes 'all' or comma-separated integers such as 0,2; got {text!r}") from err
+
+
+def _probe_run(a: argparse.Namespace) -> int:
+    from gmlp_core.analysis import interventions as iv
+    from gmlp_core.checkpoints import load_checkpoint, load_tokenizer
+
+    model = load_checkpoint(a.checkpoint, device=a.device)
+    tokenizer = load_tokenizer(a.checkpoint) if model.config.task == "mlm" else None
+    held_out = iv.validation_data(model, tokenizer, a.data)
+    if a.sweep:
+        print(iv.band_sweep(model, held_out).to_json(orient="records", indent=2))
+        return 0
+    layers = "all" if a.layers == "all" else _indices(a.layers, "layers")
+    result = iv.probe(
+        model,
+        a.intervention,
+        layers,
+        held_out=held_out,
+        k=a.k,
+        heads=_indices(a.heads, "heads"),
+        seed=a.seed,
+        tokenizer=tokenizer,
+        sentence=a.sentence,
+    )
+    out = result.as_dict()
+    if result.fill_mask is not None:
+        out["fill_mask"] = result.fill_mask.to_dict(orient="records")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 # ---- presets --------------------------------------------------------------------------------
 def _presets_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", default=None, choices=["tiny", "demo", "bench", "paper"])
@@ -210,6 +265,7 @@ def _sweep_run(a: argparse.Namespace) -> int:
 SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("train", "train a model (torchrun-aware)", _train_args, _train_run),
     ("eval", "evaluate a checkpoint, print JSON", _eval_args, _eval_run),
+    ("probe", "edit W (or attention) and measure what the model loses", _probe_args, _probe_run),
     ("presets", "list the registered presets", _presets_args, _presets_run),
     ("convert", "convert your own trusted pickle state dict into a safe checkpoint", _convert_args, _convert_run),
     ("zoo", "rebuild the demo zoo deterministically", _zoo_args, _zoo_run),

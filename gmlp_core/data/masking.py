@@ -96,6 +96,7 @@ def validation_batches(
     batch_size: int = 32,
     max_windows: int = 128,
     short: bool = False,
+    seed: int = 1234,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Deterministic validation: non-overlapping full windows (or, with ``short``, the first 4..n/2
     tokens of each window padded to n), masked with a fixed seed."""
@@ -103,7 +104,7 @@ def validation_batches(
     if n_windows == 0:
         raise ValueError(f"the validation text has fewer than seq_len={seq_len} tokens")
     ids = stream[: n_windows * seq_len].view(n_windows, seq_len).clone()
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(seed)
     if short:
         lengths = torch.randint(4, max(5, seq_len // 2 + 1), (n_windows,), generator=g)
         ids = ids.masked_fill(torch.arange(seq_len)[None] >= lengths[:, None], PAD_ID)
