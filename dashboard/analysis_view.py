@@ -21,39 +21,13 @@ from dashboard.catalog import signature
 from gmlp_core.analysis import spatial as sp
 
 
-@dataclass(frozen=True)
-class SpatialData:
-    """Everything the spatial-weights page shows for one checkpoint."""
-
-    weights: np.ndarray  # (layers, n, n)
-    biases: np.ndarray  # (layers, n)
-    toeplitz: np.ndarray  # (layers, n, n): the mean of each diagonal of W
-    residual: np.ndarray  # (layers, n, n): W - toeplitz
-    summary: pd.DataFrame  # one row per layer: locality, shift invariance, ...
-    profiles: pd.DataFrame  # layer, offset, weight: the middle token's row of W per layer
-    middle: int
-
-
 @st.cache_data(max_entries=32, show_spinner="Analysing W...")
-def _spatial(name: str, path: str, sig: tuple) -> SpatialData:
-    model = loaders.load(name, path).model
-    weights = [w.float().cpu() for w in model.spatial_weights()]
-    parts = [sp.toeplitz_decomposition(w) for w in weights]
-    profiles = sp.middle_row_profiles(model)
-    n = weights[0].shape[0]
-    return SpatialData(
-        weights=torch.stack(weights).numpy(),
-        biases=torch.stack([b.float().cpu() for b in model.spatial_biases()]).numpy(),
-        toeplitz=torch.stack([t for t, _ in parts]).numpy(),
-        residual=torch.stack([r for _, r in parts]).numpy(),
-        summary=sp.spatial_summary(model),
-        profiles=profiles,
-        middle=n // 2,
-    )
+def _spatial(name: str, path: str, sig: tuple) -> sp.SpatialReport:
+    return sp.spatial_report(loaders.load(name, path).model)
 
 
-def spatial(name: str, path: str) -> SpatialData:
-    """W, its Toeplitz decomposition and per-layer scores for checkpoint ``name``."""
+def spatial(name: str, path: str) -> sp.SpatialReport:
+    """W, its Toeplitz decomposition and per-layer scores for checkpoint ``name``, on the config's grid."""
     return _spatial(name, path, signature(Path(path)))
 
 

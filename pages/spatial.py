@@ -25,8 +25,9 @@ layer = pick_layer.slider("Layer", 0, n_layers - 1, 0, key="spatial-layer") if n
 
 st.subheader(f"Layer {layer}: W, its Toeplitz part and the residual")
 st.caption(
-    "Toeplitz part: the average of each diagonal of W, i.e. the best shift-invariant (convolution-like) "
-    "approximation. Residual: what depends on absolute position. Hover for positions and values."
+    "Toeplitz part: the average of each diagonal of W (for images, of each 2D offset on the patch grid), i.e. "
+    "the best shift-invariant (convolution-like) approximation, the one the shift invariance score measures. "
+    "Residual: what depends on absolute position. Hover for positions and values."
 )
 triplet = [data.weights[layer], data.toeplitz[layer], data.residual[layer]]
 widgets.chart(plots.matrix_grid(triplet, ["W", "Toeplitz part", "residual"], cols=3, panel_height=430), key="spatial-w")
@@ -47,8 +48,8 @@ with left:
 with right:
     widgets.table(data.summary.round(4), f"spatial-summary-{name}")
 
-if row["task"] == "vision":
-    grid = int(round(n**0.5))
+if data.grid is not None:
+    grid = data.grid
     st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
     st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
     every = st.toggle("Show every position", value=False, key="spatial-all") or grid <= 4

@@ -100,6 +100,14 @@ class ModelConfig:
         return self.image_size // self.patch_size
 
     @property
+    def spatial_grid(self) -> int | None:
+        """The grid W's positions lie on: patches per side for vision (row-major), None for a 1-D text sequence.
+
+        Every spatial analysis (decomposition, locality, filters) takes its grid from here.
+        """
+        return self.grid_size if self.task == "vision" else None
+
+    @property
     def has_spatial_weights(self) -> bool:
         return self.arch != "transformer" and self.gating != "identity"
 
