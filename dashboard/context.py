@@ -51,12 +51,16 @@ class Lens:
     def names(self, task: str | None = None, selected_only: bool = True) -> list[str]:
         return self.rows(task, selected_only)["name"].tolist() if not self.zoo.empty else []
 
-    def load(self, name: str) -> loaders.Loaded:
-        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
-        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")]
+    def checkpoint(self, name: str) -> loaders.Checkpoint:
+        """The handle of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")] if not self.zoo.empty else self.zoo
         if row.empty:
             raise KeyError(f"no loadable checkpoint named {name!r} under {self.folder}")
-        return loaders.load(name, row.iloc[0]["path"])
+        return loaders.Checkpoint.at(name, row.iloc[0]["path"])
+
+    def load(self, name: str) -> loaders.Loaded:
+        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        return loaders.load(self.checkpoint(name))
 
 
 def _default_selection(ok: list[str]) -> list[str]:

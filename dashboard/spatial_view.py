@@ -8,9 +8,10 @@ from dashboard import loaders, plots, widgets
 
 
 @st.fragment
-def snapshot_timeline(name: str, path: str, layer: int) -> None:
+def snapshot_timeline(checkpoint: loaders.Checkpoint, layer: int) -> None:
     """A slider over the saved training steps showing layer ``layer``'s W and its middle row at that step."""
-    snaps = loaders.snapshots(path)
+    name = checkpoint.name
+    snaps = loaders.snapshots(checkpoint)
     if not snaps:
         st.info("This checkpoint has no training snapshots (`spatial_snapshots.safetensors`, written during training).")
         return

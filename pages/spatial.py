@@ -18,8 +18,8 @@ rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
 pick_model, pick_layer = st.columns([2, 3])
 name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")
-row = rows.set_index("name").loc[name]
-data = spatial(name, row["path"])
+checkpoint = lens.checkpoint(name)
+data = spatial(checkpoint)
 n_layers, n = data.weights.shape[0], data.weights.shape[1]
 layer = pick_layer.slider("Layer", 0, n_layers - 1, 0, key="spatial-layer") if n_layers > 1 else 0
 
@@ -59,4 +59,4 @@ if data.grid is not None:
     widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=min(8, grid)), key="spatial-filters")
 
 st.subheader("Watch W form during training")
-snapshot_timeline(name, row["path"], layer)
+snapshot_timeline(checkpoint, layer)
