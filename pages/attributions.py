@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.attribution_view import DEFAULT_TEXT, explain, image_targets, show, text_targets
+from dashboard.attributions_view import DEFAULT_TEXT, explain, image_targets, show, text_targets
 from dashboard.image_input import pick_image
 from gmlp_core.data.tokenizer import count_masks
 

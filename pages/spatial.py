@@ -3,8 +3,7 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
-from dashboard.analysis_view import profile_matrix, rows_as_filters, spatial
-from dashboard.spatial_view import snapshot_timeline
+from dashboard.spatial_view import profile_matrix, rows_as_filters, snapshot_timeline, spatial
 
 lens = context.current()
 st.title("Spatial weights W")

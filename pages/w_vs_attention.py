@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.image_input import pick_image
-from dashboard.mixing_view import (
+from dashboard.w_vs_attention_view import (
     DEFAULT_TEXT,
     compute,
     influence_table,

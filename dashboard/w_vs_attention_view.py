@@ -7,13 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import plots, widgets
-from dashboard.analysis_view import mixing
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
+from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label
-from gmlp_core.analysis.mixing import MixingReport
+from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
 
 ARCH_ORDER = ("transformer", "amlp", "gmlp")
@@ -71,6 +72,17 @@ def prepare_image(lens: Lens, chosen: dict[str, str], image: ImageInput) -> list
 
 def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingReport]:
     return {p.name: mixing(lens.checkpoint(p.name), p.ids, p.pixels) for p in prepared}
+
+
+@per_checkpoint(max_entries=64, show_spinner="Computing attention, gates and token influence...")
+def mixing(
+    checkpoint: Checkpoint, ids: tuple[int, ...] | None = None, pixels: np.ndarray | None = None
+) -> MixingReport:
+    """Attention, W, gates and token influence of ``checkpoint`` on one input (cached per input)."""
+    model = load(checkpoint).model
+    return mixing_report(
+        model, None if ids is None else torch.tensor(ids), None if pixels is None else torch.from_numpy(pixels)
+    )
 
 
 def _crop(m: np.ndarray, k: int) -> np.ndarray:

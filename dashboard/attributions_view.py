@@ -1,19 +1,25 @@
-"""Attributions: which tokens or pixels drove one prediction, per model, with Integrated Gradients' delta."""
+"""Attributions: which tokens or pixels drove one prediction, per model, with Integrated Gradients' delta.
+
+Attributions run on a per-session copy of the model: captum's layer methods register forward hooks while
+they run, and a hook on the shared model would leak into other sessions.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import plots, widgets
-from dashboard.analysis_view import attribute
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
+from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label
-from gmlp_core.analysis.attribution import Attribution
+from gmlp_core.analysis.attribution import Attribution, explain_image, explain_mlm
 from gmlp_core.inference import BadInput, classify_image, predict_mask
 
 DEFAULT_TEXT = "the [MASK] statement is used to leave a loop early ."
@@ -64,6 +70,29 @@ def image_targets(lens: Lens, names: list[str], image: ImageInput, chosen_class:
         probability = float(result.probabilities[index])
         out.append(Target(name, loaded.config.arch, f"class {index}", index, probability, pixels=pixels.numpy()))
     return out
+
+
+@per_checkpoint(st.cache_resource, scope="session", max_entries=4, show_spinner="Preparing a private copy...")
+def _private(checkpoint: Checkpoint) -> torch.nn.Module:
+    """A copy of the model owned by this session (for methods that hook into a model while they run)."""
+    return copy.deepcopy(load(checkpoint).model)
+
+
+@per_checkpoint(max_entries=64, show_spinner="Computing attributions...")
+def attribute(
+    checkpoint: Checkpoint,
+    *,
+    target: int,
+    n_steps: int,
+    ids: tuple[int, ...] | None = None,
+    position: int | None = None,
+    pixels: np.ndarray | None = None,
+) -> list[Attribution]:
+    """Integrated Gradients and a second method for one prediction of ``checkpoint`` (cached per input)."""
+    model = _private(checkpoint)  # captum hooks into the model while it runs: never the shared one
+    if ids is not None:
+        return explain_mlm(model, torch.tensor(ids), position, target, n_steps=n_steps)
+    return explain_image(model, torch.from_numpy(pixels), target, n_steps=n_steps)
 
 
 def explain(lens: Lens, target: Target, n_steps: int) -> list[Attribution]:
