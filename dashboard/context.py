@@ -17,9 +17,10 @@ import streamlit as st
 from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
+from gmlp_core.zoo import MAIN_COMPARISON
 
 # The zoo's main comparison, selected when the URL names no models.
-DEFAULT_MODELS = ("mlm-gmlp", "mlm-amlp", "mlm-transformer", "vision-gmlp", "vision-amlp", "vision-transformer")
+DEFAULT_MODELS = MAIN_COMPARISON
 MAX_DEFAULT = 6
 _KEY = "lens_context"
 

@@ -100,6 +100,11 @@ class ModelConfig:
         return self.image_size // self.patch_size
 
     @property
+    def token_mixing(self) -> str:
+        """What mixes tokens, as tables show it: the gating variant, or "attention" for a Transformer."""
+        return self.gating if self.arch != "transformer" else "attention"
+
+    @property
     def spatial_grid(self) -> int | None:
         """The grid W's positions lie on: patches per side for vision (row-major), None for a 1-D text sequence.
 

@@ -79,6 +79,11 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+def demo_lr(arch: str) -> float:
+    """The peak learning rate the demo zoo and the sweeps use: 2e-3 for gMLP and aMLP, 1e-3 for the Transformer."""
+    return 1e-3 if arch == "transformer" else 2e-3
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warmup to ``lr`` over ``warmup`` steps, then cosine to ``min_lr_ratio * lr``."""
     warmup = min(cfg.warmup, max(1, cfg.steps // 10))
