@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.style import arch_label, template
+from dashboard.style import template
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.data.images import BadImage
 from gmlp_core.inference import BadInput
@@ -56,11 +56,6 @@ def chart(fig: go.Figure, key: str | None = None) -> None:
     """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
     fig.update_layout(template=template())
     st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
-
-
-def model_label(row: pd.Series | dict) -> str:
-    """ "mlm-gmlp (gMLP)": the checkpoint name with its architecture."""
-    return f"{row['name']} ({arch_label(row['arch'])})"
 
 
 def need_models(names: Sequence[str], what: str) -> None:

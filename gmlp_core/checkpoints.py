@@ -211,8 +211,3 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
-
-
-def is_checkpoint(directory: str | Path) -> bool:
-    """Whether ``directory`` looks like a checkpoint folder (has a config.json)."""
-    return (Path(directory) / CONFIG_NAME).is_file()

@@ -12,6 +12,7 @@ import pytest
 import torch
 from app_helpers import array, figure_titles, figures, start, texts
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from gmlp_core import load_checkpoint, load_tokenizer
 from gmlp_core.analysis import spatial as sp
@@ -25,7 +26,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _top_lines(at) -> dict[str, str]:  # noqa: ANN001 - AppTest
+def _top_lines(at: AppTest) -> dict[str, str]:
     """{model: "tok (p%), ..."} of the first [MASK], as the inference page prints it."""
     out = {}
     for c in at.caption:
@@ -144,7 +145,7 @@ def test_classify_validation_digit_upload_and_drawing(app_root: Path) -> None:
 # Spatial weights
 
 
-def _first_heatmap_z(at) -> np.ndarray:  # noqa: ANN001
+def _first_heatmap_z(at: AppTest) -> np.ndarray:
     return array(figures(at)[0].data[0].z)
 
 

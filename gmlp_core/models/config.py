@@ -5,12 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-Arch = Literal["gmlp", "amlp", "transformer"]
-Task = Literal["mlm", "vision"]
-Gating = Literal["split", "multiplicative", "additive", "linear", "identity"]
-Spatial = Literal["dense", "toeplitz"]
+from typing import Any
 
 ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = ("mlm", "vision")
