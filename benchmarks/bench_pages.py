@@ -22,11 +22,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))
 
 from common import median, percentile, print_header  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+from dashboard.registry import PAGES as REGISTERED  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAGES = ["", "inference", "spatial", "w_vs_attention", "attributions", "scaling", "training", "guide"]
+PAGES = [p.url_path for p in REGISTERED]
 
 
 def free_port() -> int:

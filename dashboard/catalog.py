@@ -26,7 +26,7 @@ from gmlp_core.checkpoints import (
     load_tokenizer,
     read_config,
 )
-from gmlp_core.models import count_parameters
+from gmlp_core.models import config_summary
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +131,7 @@ def inspect_checkpoint(candidate: Candidate) -> dict[str, Any]:
         return row | {"status": "refused", "error": candidate.refused}
     try:
         cfg = read_config(candidate.path)
-        row |= {
-            "arch": cfg.arch,
-            "task": cfg.task,
-            "layers": cfg.n_layers,
-            "d_model": cfg.d_model,
-            "d_ffn": cfg.d_ffn,
-            "n": cfg.seq_len,
-            "gating": cfg.gating if cfg.arch != "transformer" else "attention",
-            "params": count_parameters(cfg),
-            "non_embedding_params": count_parameters(cfg, non_embedding=True),
-            "data": cfg.extra.get("data"),
-        }
+        row |= {k: v for k, v in config_summary(cfg).items() if k in ZOO_COLUMNS} | {"data": cfg.extra.get("data")}
         load_state(candidate.path, cfg)  # validates every tensor against the config
         if cfg.task == "mlm":
             tok = load_tokenizer(candidate.path)

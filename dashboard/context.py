@@ -17,9 +17,10 @@ import streamlit as st
 from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
+from gmlp_core.zoo import MAIN_COMPARISON
 
 # The zoo's main comparison, selected when the URL names no models.
-DEFAULT_MODELS = ("mlm-gmlp", "mlm-amlp", "mlm-transformer", "vision-gmlp", "vision-amlp", "vision-transformer")
+DEFAULT_MODELS = MAIN_COMPARISON
 MAX_DEFAULT = 6
 _KEY = "lens_context"
 
@@ -51,12 +52,16 @@ class Lens:
     def names(self, task: str | None = None, selected_only: bool = True) -> list[str]:
         return self.rows(task, selected_only)["name"].tolist() if not self.zoo.empty else []
 
-    def load(self, name: str) -> loaders.Loaded:
-        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
-        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")]
+    def checkpoint(self, name: str) -> loaders.Checkpoint:
+        """The handle of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")] if not self.zoo.empty else self.zoo
         if row.empty:
             raise KeyError(f"no loadable checkpoint named {name!r} under {self.folder}")
-        return loaders.load(name, row.iloc[0]["path"])
+        return loaders.Checkpoint.at(name, row.iloc[0]["path"])
+
+    def load(self, name: str) -> loaders.Loaded:
+        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        return loaders.load(self.checkpoint(name))
 
 
 def _default_selection(ok: list[str]) -> list[str]:

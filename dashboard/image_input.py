@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from PIL import Image
 
 from dashboard import loaders
@@ -30,7 +31,7 @@ class ImageInput:
     caption: str
     label: int | None = None
 
-    def pixels_for(self, config: ModelConfig):  # noqa: ANN201 - torch.Tensor
+    def pixels_for(self, config: ModelConfig) -> torch.Tensor:
         """``(1, C, H, W)`` pixel values for a vision model with ``config``."""
         return to_pixel_values(self.image, config)
 

@@ -11,7 +11,7 @@ from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.style import ARCH_COLORS, arch_label
-from gmlp_core.inference import classify_image, fill_mask
+from gmlp_core.inference import FillMaskResult, classify_image, fill_mask
 
 EXAMPLES = [
     "The [MASK] statement is used to leave a loop early.",
@@ -27,7 +27,6 @@ EXAMPLES = [
         "this long sentence does the [MASK] appear."
     ),
 ]
-MAX_CHARS = 20_000
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")
 
 
@@ -43,9 +42,7 @@ def _escape(text: str) -> str:
 
 def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.DataFrame:
     """One column per MLM model with its top-k per [MASK] and latency; returns every prediction as a table."""
-    if len(text) > MAX_CHARS:
-        st.warning(f"The text has {len(text):,} characters; only the first {MAX_CHARS:,} are read.")
-        text = text[:MAX_CHARS]
+    text = widgets.text_window(text)
     tables = []
     for col, name in zip(widgets.columns_for(len(names)), names, strict=False):
         with col, widgets.guard(name):
@@ -69,7 +66,7 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def _length_notice(result, seq_len: int) -> None:  # noqa: ANN001 - FillMaskResult
+def _length_notice(result: FillMaskResult, seq_len: int) -> None:
     if result.truncated:
         st.warning(
             f"Truncated: the text has {result.n_total} word pieces, the model reads the first {seq_len}. "

@@ -1,17 +1,20 @@
 """Cached loaders: models once for every session (``st.cache_resource``), tables per input (``st.cache_data``).
 
-Cache keys include a file signature (names, sizes, modification times), so a checkpoint rewritten on
-disk is reloaded, and nothing stale is served. Models are put in ``eval()`` with gradients off before
-they are shared and are never mutated afterwards.
+Pages and views pass a :class:`Checkpoint` handle around; ``per_checkpoint`` caches a function of one
+checkpoint by its name, folder and file signature (names, sizes, modification times), so a checkpoint
+rewritten on disk is reloaded, and nothing stale is served. Models are put in ``eval()`` with gradients
+off before they are shared and are never mutated afterwards.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,10 +23,57 @@ import torch
 
 from dashboard.catalog import Candidate, find_checkpoints, inspect_checkpoint, signature, zoo_frame
 from dashboard.paths import is_within
-from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, resolve_device
+from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_config, resolve_device
 from gmlp_core.models import LensModel, ModelConfig
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _config(path: str, sig: tuple) -> ModelConfig:
+    return read_config(path)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One loadable checkpoint, as pages and views pass it around: what a cache needs to key it, and its config."""
+
+    name: str
+    path: str
+    signature: tuple
+    config: ModelConfig = field(compare=False, repr=False)
+
+    @classmethod
+    def at(cls, name: str, path: str | Path) -> Checkpoint:
+        """The checkpoint in folder ``path`` as it is on disk now (its signature taken at this call)."""
+        sig = signature(Path(path))
+        return cls(name, str(path), sig, _config(str(path), sig))
+
+
+def per_checkpoint(cache: Callable = st.cache_data, **options: Any) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Cache ``fn(checkpoint, *args)`` per checkpoint (name, folder, file signature) and arguments.
+
+    ``cache`` is ``st.cache_data`` (tables: a copy per call) or ``st.cache_resource`` (models: shared);
+    ``options`` go to it (``max_entries``, ``show_spinner``, ``scope``).
+    """
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        def cached(_checkpoint: Checkpoint, key: tuple, *args: Any, **kwargs: Any) -> R:
+            return fn(_checkpoint, *args, **kwargs)  # ``_checkpoint`` is not hashed: ``key`` stands for it
+
+        # Streamlit keys a cache by the function's module and qualified name: one per decorated function.
+        cached.__module__, cached.__qualname__ = fn.__module__, f"{fn.__qualname__}.cached"
+        cached_fn = cache(**options)(cached)
+
+        @functools.wraps(fn)
+        def call(checkpoint: Checkpoint, *args: Any, **kwargs: Any) -> R:
+            return cached_fn(checkpoint, (checkpoint.name, checkpoint.path, checkpoint.signature), *args, **kwargs)
+
+        call.clear = cached_fn.clear  # type: ignore[attr-defined]
+        return call
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -60,24 +110,22 @@ def zoo_table(root: Path) -> pd.DataFrame:
     return zoo_frame(rows)
 
 
-@st.cache_resource(max_entries=32, show_spinner="Loading model...")
-def _load(name: str, path: str, sig: tuple) -> Loaded:
+@per_checkpoint(st.cache_resource, max_entries=32, show_spinner="Loading model...")
+def load(checkpoint: Checkpoint) -> Loaded:
+    """The shared, read-only model of ``checkpoint`` (loaded once for every session)."""
+    path = checkpoint.path
     model = load_checkpoint(path, device="auto")
     for p in model.parameters():
         p.requires_grad_(False)  # shared between sessions: nothing may accumulate gradients in it
     tokenizer = load_tokenizer(path) if model.config.task == "mlm" else None
     log.info("loaded %s on %s", path, model.device)
-    return Loaded(name, path, model.eval(), tokenizer, model.config)
+    return Loaded(checkpoint.name, path, model.eval(), tokenizer, model.config)
 
 
-def load(name: str, path: str) -> Loaded:
-    """The shared, read-only model of checkpoint ``path`` (loaded once for every session)."""
-    return _load(name, path, signature(Path(path)))
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _metrics_log(path: str, sig: tuple) -> pd.DataFrame:
-    file = Path(path) / "metrics.jsonl"
+@per_checkpoint(max_entries=64, show_spinner=False)
+def metrics_log(checkpoint: Checkpoint) -> pd.DataFrame:
+    """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent."""
+    file = Path(checkpoint.path) / "metrics.jsonl"
     rows = []
     if file.is_file():
         for i, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
@@ -90,21 +138,12 @@ def _metrics_log(path: str, sig: tuple) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def metrics_log(path: str) -> pd.DataFrame:
-    """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent."""
-    return _metrics_log(path, signature(Path(path)))
-
-
-@st.cache_data(max_entries=32, show_spinner="Reading training snapshots...")
-def _snapshots(path: str, sig: tuple) -> dict[int, np.ndarray]:
+@per_checkpoint(max_entries=32, show_spinner="Reading training snapshots...")
+def snapshots(checkpoint: Checkpoint) -> dict[int, np.ndarray]:
+    """``{step: (n_layers, n, n)}`` spatial weights saved during training."""
     from gmlp_core.train.snapshots import load_spatial_snapshots
 
-    return {step: w.numpy() for step, w in load_spatial_snapshots(path).items()}
-
-
-def snapshots(path: str) -> dict[int, np.ndarray]:
-    """``{step: (n_layers, n, n)}`` spatial weights saved during training."""
-    return _snapshots(path, signature(Path(path)))
+    return {step: w.numpy() for step, w in load_spatial_snapshots(checkpoint.path).items()}
 
 
 @st.cache_data(show_spinner=False)

@@ -13,9 +13,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ROOT = REPO_ROOT / "checkpoints"
-RESULTS_DIR = REPO_ROOT / "results"
+from gmlp_core.zoo import DEFAULT_ROOT
+
 ROOT_ENV = "GMLP_LENS_ROOT"
 
 

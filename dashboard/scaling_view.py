@@ -9,7 +9,7 @@ import pandas as pd
 
 from dashboard import loaders
 from dashboard.context import Lens
-from dashboard.paths import RESULTS_DIR
+from gmlp_core.zoo import RESULTS_DIR
 
 log = logging.getLogger(__name__)
 

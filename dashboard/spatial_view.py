@@ -1,16 +1,40 @@
-"""The training-snapshot timeline of W (a fragment: moving its slider reruns only this part of the page)."""
+"""The Spatial weights page's parts: the cached spatial report, its arrays reshaped for plotting, and the
+training-snapshot timeline of W (a fragment: moving its slider reruns only this part of the page)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import loaders, plots, widgets
+from dashboard.loaders import Checkpoint, load, per_checkpoint
+from gmlp_core.analysis import spatial as sp
+
+
+@per_checkpoint(max_entries=32, show_spinner="Analysing W...")
+def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
+    """W, its Toeplitz decomposition and per-layer scores of ``checkpoint``, on the config's grid."""
+    return sp.spatial_report(load(checkpoint).model)
+
+
+def profile_matrix(profiles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The long (layer, offset, weight) table as a (layers, offsets) array and the offsets."""
+    wide = profiles.pivot_table(index="layer", columns="offset", values="weight").sort_index()
+    return wide.to_numpy(), wide.columns.to_numpy()
+
+
+def rows_as_filters(weights: np.ndarray, grid: int) -> np.ndarray:
+    """Each row of one layer's W (n = grid^2) drawn on the patch grid: (n, grid, grid)."""
+    return sp.rows_as_images(torch.from_numpy(weights), grid).numpy()
 
 
 @st.fragment
-def snapshot_timeline(name: str, path: str, layer: int) -> None:
+def snapshot_timeline(checkpoint: loaders.Checkpoint, layer: int) -> None:
     """A slider over the saved training steps showing layer ``layer``'s W and its middle row at that step."""
-    snaps = loaders.snapshots(path)
+    name = checkpoint.name
+    snaps = loaders.snapshots(checkpoint)
     if not snaps:
         st.info("This checkpoint has no training snapshots (`spatial_snapshots.safetensors`, written during training).")
         return

@@ -21,15 +21,15 @@ METRIC_HELP = {
 
 def training_logs(lens: Lens, names: list[str]) -> pd.DataFrame:
     """The logs of ``names`` (those that have one), concatenated, with name, arch and task columns."""
-    rows = lens.rows(selected_only=False).set_index("name")
     frames = []
     for name in names:
-        df = loaders.metrics_log(rows.loc[name, "path"])
+        checkpoint = lens.checkpoint(name)
+        df = loaders.metrics_log(checkpoint)
         if df.empty or "step" not in df:
             continue
         df = df.sort_values("step").copy()
         df.insert(0, "name", name)
-        df.insert(1, "arch", rows.loc[name, "arch"])
-        df.insert(2, "task", rows.loc[name, "task"])
+        df.insert(1, "arch", checkpoint.config.arch)
+        df.insert(2, "task", checkpoint.config.task)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -11,24 +11,32 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.style import arch_label, template
+from dashboard.style import template
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.data.images import BadImage
+from gmlp_core.inference import BadInput
 
 log = logging.getLogger(__name__)
 
-try:  # the inference helpers' error type for bad text
-    from gmlp_core.inference import BadInput
-except ImportError:  # pragma: no cover - only while gmlp_core.inference is being written
-    BadInput = ValueError  # type: ignore[misc,assignment]
-
 USER_ERRORS: tuple[type[Exception], ...] = (BadInput, BadImage, CheckpointError)
+
+# Every text box reads at most this many characters (the models read at most seq_len word pieces anyway);
+# the library refuses far longer text (gmlp_core.inference.MAX_TEXT_CHARS).
+TEXT_WINDOW = 20_000
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "table"
+
+
+def text_window(text: str) -> str:
+    """The first ``TEXT_WINDOW`` characters of a typed text, with a warning when that cuts it."""
+    if len(text) > TEXT_WINDOW:
+        st.warning(f"The text has {len(text):,} characters; only the first {TEXT_WINDOW:,} are read.")
+        return text[:TEXT_WINDOW]
+    return text
 
 
 def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto") -> None:
@@ -48,11 +56,6 @@ def chart(fig: go.Figure, key: str | None = None) -> None:
     """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
     fig.update_layout(template=template())
     st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
-
-
-def model_label(row: pd.Series | dict) -> str:
-    """ "mlm-gmlp (gMLP)": the checkpoint name with its architecture."""
-    return f"{row['name']} ({arch_label(row['arch'])})"
 
 
 def need_models(names: Sequence[str], what: str) -> None:

@@ -265,11 +265,6 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     return data
 
 
-def is_checkpoint(directory: str | Path) -> bool:
-    """Whether ``directory`` looks like a checkpoint folder (has a config.json)."""
-    return (Path(directory) / CONFIG_NAME).is_file()
-
-
 def _safetensors_header(path: Path, max_mb: float) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Each tensor's (dtype, shape) from a safetensors header, read without loading any tensor data."""
     try:

@@ -170,22 +170,18 @@ def _presets_args(p: argparse.ArgumentParser) -> None:
 def _presets_run(a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from gmlp_core.models import count_parameters, list_presets, preset, preset_info
+    from gmlp_core.models import config_summary, list_presets, preset, preset_info
 
     rows = []
     for name in list_presets(group=a.group):
-        cfg, info = preset(name), preset_info(name)
+        info, summary = preset_info(name), config_summary(preset(name))
+        shown = {k: summary[k] for k in ("arch", "task", "layers", "d_model", "d_ffn", "n")}
         rows.append(
             {
                 "preset": name,
                 "group": info.group,
-                "arch": cfg.arch,
-                "task": cfg.task,
-                "layers": cfg.n_layers,
-                "d_model": cfg.d_model,
-                "d_ffn": cfg.d_ffn,
-                "n": cfg.seq_len,
-                "params_M": round(count_parameters(cfg) / 1e6, 3),
+                **shown,
+                "params_M": round(summary["params"] / 1e6, 3),
                 "paper_M": info.published_params_m,
             }
         )
@@ -226,13 +222,14 @@ def _convert_run(a: argparse.Namespace) -> int:
 def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="where to write (default: the repository's checkpoints/)")
     p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="rebuild only these entries")
-    p.add_argument("--results", default="results", help="where to write ablation.csv")
+    p.add_argument("--results", default=None, help="where to write ablation.csv (default: the repository's results/)")
 
 
 def _zoo_run(a: argparse.Namespace) -> int:
-    from gmlp_core.zoo import DEFAULT_ROOT, build_zoo, headline_metric
+    from gmlp_core.zoo import DEFAULT_ROOT, RESULTS_DIR, build_zoo, headline_metric
 
-    df = build_zoo(Path(a.root) if a.root else DEFAULT_ROOT, only=a.only, results=Path(a.results))
+    root, results = Path(a.root) if a.root else DEFAULT_ROOT, Path(a.results) if a.results else RESULTS_DIR
+    df = build_zoo(root, only=a.only, results=results)
     rows = df.to_dict("records")
     for row in rows:
         print(f"{row['name']:<26} {row['seconds'] / 60:5.1f} min  {headline_metric(row)}")
@@ -248,15 +245,21 @@ def _zoo_run(a: argparse.Namespace) -> int:
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", default="demo", help="demo | smoke | paper | a JSON file of sweep points")
-    p.add_argument("--out", default="results/sweep_demo.csv", help="the tidy CSV to write (rows are appended)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the tidy CSV to write, rows appended (default: the repository's results/sweep_demo.csv)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", default="runs/sweep", help="where the sweep's checkpoints go")
 
 
 def _sweep_run(a: argparse.Namespace) -> int:
     from gmlp_core.sweep import run_sweep
+    from gmlp_core.zoo import RESULTS_DIR
 
-    df, fits = run_sweep(a.grid, Path(a.out), device=a.device, workdir=Path(a.workdir))
+    out = Path(a.out) if a.out else RESULTS_DIR / "sweep_demo.csv"
+    df, fits = run_sweep(a.grid, out, device=a.device, workdir=Path(a.workdir))
     print(df.to_string(index=False))
     print(fits.to_string(index=False))
     return 0

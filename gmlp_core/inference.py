@@ -1,5 +1,9 @@
 """Inference helpers for the dashboard and scripts: fill-mask for MLM models, classification for vision models.
 
+Every typed text reaches a model through ``encode_text`` (the one place with the length limit and the
+cleaning of characters the tokenizer cannot take): ``fill_mask``, ``predict_mask`` (the prediction an
+attribution explains) and the dashboard's other text inputs.
+
 Both are pure functions of ``(model, input)``: they register no hooks, never call ``.eval()`` or
 ``.to()`` on the model and never change its parameters, so one model can be shared by every user of
 the app. Put the model in ``eval()`` once when loading it (a model left in training mode runs its
@@ -18,7 +22,8 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor, nn
 
-from gmlp_core.data.tokenizer import _MASK_PATTERN, MASK_ID, encode_for_model
+from gmlp_core.data.tokenizer import MASK_ID, EncodedText, count_masks, encode_for_model
+from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.model import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -82,6 +87,41 @@ def _clean_text(text: object) -> str:
     return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
+def encode_text(tokenizer: Tokenizer, text: str, seq_len: int) -> EncodedText:
+    """``text`` cleaned and encoded to ``seq_len`` ids (see ``encode_for_model``).
+
+    Raises :class:`BadInput` for a non-string or text over ``MAX_TEXT_CHARS`` characters.
+    """
+    return encode_for_model(tokenizer, _clean_text(text), seq_len)
+
+
+def _encode_masked(tokenizer: Tokenizer, text: str, seq_len: int) -> tuple[EncodedText, int]:
+    """A cleaned text with at least one [MASK] within ``seq_len``, encoded; and how many [MASK] it has in all."""
+    if not text.strip():
+        raise BadInput("the text is empty: type a sentence with [MASK] where a word should be predicted")
+    enc = encode_for_model(tokenizer, text, seq_len)
+    if enc.n_real == 0:
+        raise BadInput("the text has no readable word pieces: type a sentence with [MASK] in it")
+    n_masks = count_masks(text)  # encode_for_model turns each match into one [MASK] id
+    if not enc.mask_positions:
+        if n_masks:
+            raise BadInput(
+                f"every [MASK] is beyond the first {seq_len} word pieces the model reads "
+                f"(the text has {enc.n_total}): move a [MASK] earlier or shorten the text"
+            )
+        raise BadInput('the text has no [MASK]: write "[MASK]" where the model should predict a word')
+    return enc, n_masks
+
+
+def _mask_probabilities(model: nn.Module, enc: EncodedText) -> Tensor:
+    """``(n_masks, vocab)`` softmax at each [MASK] position (only those are projected onto the vocabulary)."""
+    ids = torch.tensor([enc.input_ids], dtype=torch.long, device=model.device)  # (1, seq_len)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[0, enc.mask_positions] = MASK_ID  # any id: only selects which positions get vocabulary logits
+    with torch.inference_mode():
+        return model(input_ids=ids, labels=labels).masked_logits.float().softmax(dim=-1)  # masks in position order
+
+
 def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5) -> FillMaskResult:
     """Predict the top-k word pieces for every "[MASK]" in ``text`` (any case, e.g. "[mask]").
 
@@ -96,29 +136,10 @@ def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5)
         raise BadInput(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
     cfg = model.config
     top_k = min(int(top_k), cfg.vocab_size)
-    if not text.strip():
-        raise BadInput("the text is empty: type a sentence with [MASK] where a word should be predicted")
-    enc = encode_for_model(tokenizer, text, cfg.seq_len)
-    if enc.n_real == 0:
-        raise BadInput("the text has no readable word pieces: type a sentence with [MASK] in it")
-    n_masks = len(_MASK_PATTERN.findall(text))  # encode_for_model turns each match into one [MASK] id
-    if not enc.mask_positions:
-        if n_masks:
-            raise BadInput(
-                f"every [MASK] is beyond the first {cfg.seq_len} word pieces the model reads "
-                f"(the text has {enc.n_total}): move a [MASK] earlier or shorten the text"
-            )
-        raise BadInput('the text has no [MASK]: write "[MASK]" where the model should predict a word')
-
-    device = next(model.parameters()).device
-    ids = torch.tensor([enc.input_ids], dtype=torch.long, device=device)  # (1, seq_len)
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    labels[0, enc.mask_positions] = MASK_ID  # any id: only selects which positions get vocabulary logits
+    enc, n_masks = _encode_masked(tokenizer, text, cfg.seq_len)
     start = time.perf_counter()
     with torch.inference_mode():
-        out = model(input_ids=ids, labels=labels)
-        probs = out.masked_logits.float().softmax(dim=-1)  # (n_masks, vocab), masks in position order
-        top_p, top_i = probs.topk(top_k, dim=-1)
+        top_p, top_i = _mask_probabilities(model, enc).topk(top_k, dim=-1)
     top_p, top_i = top_p.cpu().numpy(), top_i.cpu().numpy()
     latency_ms = (time.perf_counter() - start) * 1e3
 
@@ -142,7 +163,50 @@ def fill_mask(model: nn.Module, tokenizer: Tokenizer, text: str, top_k: int = 5)
     )
 
 
-def _as_pixels(pixel_values: object, cfg) -> Tensor:  # noqa: ANN001 - ModelConfig
+@dataclass(frozen=True)
+class MaskPrediction:
+    """One [MASK] of a text and the token to explain there (the model's best guess, or a chosen token)."""
+
+    input_ids: list[int]  # length seq_len
+    tokens: list[str]  # the seq_len word pieces, "[PAD]" for padding
+    n_real: int  # word pieces read (before padding)
+    position: int  # the [MASK]'s index among the seq_len inputs
+    token_id: int
+    token: str
+    probability: float  # of ``token_id`` at ``position`` (softmax over the vocabulary)
+
+
+def predict_mask(
+    model: nn.Module, tokenizer: Tokenizer, text: str, mask_index: int = 0, token: str | None = None
+) -> MaskPrediction:
+    """The prediction at the ``mask_index``-th [MASK] of ``text`` (the last one read if there are fewer).
+
+    The text goes through the same cleaning, limits and checks as :func:`fill_mask`. ``token`` picks
+    the word to score instead of the model's top guess; it must be a single word piece.
+    """
+    _check_model(model, "mlm")
+    enc, _ = _encode_masked(tokenizer, _clean_text(text), model.config.seq_len)
+    which = min(max(int(mask_index), 0), len(enc.mask_positions) - 1)
+    probs = _mask_probabilities(model, enc)[which]  # (vocab,)
+    if token is None:
+        token_id = int(probs.argmax())
+    else:
+        pieces = tokenizer.encode(_clean_text(token), add_special_tokens=False).ids
+        if len(pieces) != 1:
+            raise BadInput(f"'{token}' is {len(pieces)} word pieces in this vocabulary; pick a single-piece word")
+        token_id = pieces[0]
+    return MaskPrediction(
+        input_ids=enc.input_ids,
+        tokens=enc.tokens,
+        n_real=enc.n_real,
+        position=enc.mask_positions[which],
+        token_id=token_id,
+        token=tokenizer.id_to_token(token_id) or str(token_id),
+        probability=float(probs[token_id]),
+    )
+
+
+def _as_pixels(pixel_values: object, cfg: ModelConfig) -> Tensor:
     expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
     try:
         x = torch.as_tensor(np.asarray(pixel_values) if not isinstance(pixel_values, Tensor) else pixel_values)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gmlp_core.models import ModelConfig, count_parameters, flops_per_token, preset
+from gmlp_core.models import ModelConfig, config_summary, preset
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +155,12 @@ def describe_grid(points: list[SweepPoint]) -> pd.DataFrame:
     rows = []
     for p in points:
         cfg = p.config()
+        summary = config_summary(cfg)
         rows.append(
             {
                 "arch": cfg.arch,
                 "name": p.name,
-                "params": count_parameters(cfg),
-                "non_embedding_params": count_parameters(cfg, non_embedding=True),
-                "flops_per_token": flops_per_token(cfg),
+                **{k: summary[k] for k in ("params", "non_embedding_params", "flops_per_token")},
                 "tokens": p.tokens,
             }
         )

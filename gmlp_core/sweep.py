@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gmlp_core.models import count_parameters, flops_per_token
+from gmlp_core.models import config_summary
 from gmlp_core.scaling import SWEEP_COLUMNS, fit_power_law, load_grid
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def run_sweep(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train each point of ``grid`` (skipping ones already in ``out``), append rows, return (rows, fits)."""
     from gmlp_core.checkpoints import resolve_device
-    from gmlp_core.train import TrainConfig, train
+    from gmlp_core.train import TrainConfig, demo_lr, train
 
     points = load_grid(grid)
     dev = str(resolve_device(device))
@@ -45,7 +45,7 @@ def run_sweep(
                 out=str(workdir / point.name),
                 steps=steps,
                 batch_size=batch_size,
-                lr=2e-3 if cfg.arch != "transformer" else 1e-3,
+                lr=demo_lr(cfg.arch),
                 warmup=max(1, steps // 20),
                 eval_every=steps,
                 snapshot_every=0,
@@ -54,13 +54,12 @@ def run_sweep(
                 progress=False,
             )
         )
+        summary = config_summary(cfg)
         row = {
             "arch": cfg.arch,
             "preset": point.preset,
             "name": point.name,
-            "params": count_parameters(cfg),
-            "non_embedding_params": count_parameters(cfg, non_embedding=True),
-            "flops_per_token": flops_per_token(cfg),
+            **{k: summary[k] for k in ("params", "non_embedding_params", "flops_per_token")},
             "tokens_seen": result.metrics["tokens_seen"],
             "val_loss": result.metrics["val_loss"],
             "val_ppl": result.metrics["val_ppl"],

@@ -28,7 +28,9 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = REPO / "checkpoints"  # the zoo's checkpoints
+RESULTS_DIR = REPO / "results"  # tables the zoo and the sweeps write (ablation.csv, sweep_demo.csv)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ZooEntry:
     overrides: dict[str, Any] = field(default_factory=dict)
     data: str = "embedded"
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float | None = None  # None: the architecture's demo_lr
     seed: int = 0
 
 
@@ -54,7 +56,7 @@ ZOO_PRECISION = "fp32"
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("mlm-gmlp", "gmlp-demo-mlm", "gMLP (split gating), the paper's model", _MLM_STEPS),
     ZooEntry("mlm-amlp", "amlp-demo-mlm", "aMLP: gMLP + tiny single-head attention", _MLM_STEPS),
-    ZooEntry("mlm-transformer", "transformer-demo-mlm", "Transformer (BERT-style) baseline", _MLM_STEPS, lr=1e-3),
+    ZooEntry("mlm-transformer", "transformer-demo-mlm", "Transformer (BERT-style) baseline", _MLM_STEPS),
     ZooEntry(
         "mlm-gmlp-linear", "gmlp-demo-mlm", "ablation: s(Z) = W LN(Z) + b (no gating)", _MLM_STEPS, {"gating": "linear"}
     ),
@@ -84,9 +86,11 @@ ZOO: tuple[ZooEntry, ...] = (
         _VISION_STEPS,
         data="digits",
         batch_size=64,
-        lr=1e-3,
     ),
 )
+
+# The zoo's main comparison: every architecture on both tasks (the dashboard's default selection).
+MAIN_COMPARISON = ("mlm-gmlp", "mlm-amlp", "mlm-transformer", "vision-gmlp", "vision-amlp", "vision-transformer")
 
 # The ablation entries and the variant each one is.
 ABLATION_ENTRIES = {
@@ -117,7 +121,8 @@ def zoo_entry(name: str) -> ZooEntry:
 
 def entry_config(entry: ZooEntry, root: Path) -> Any:
     """The ``TrainConfig`` that builds ``entry`` under ``root``."""
-    from gmlp_core.train import TrainConfig
+    from gmlp_core.models import preset
+    from gmlp_core.train import TrainConfig, demo_lr
 
     return TrainConfig(
         preset=entry.preset,
@@ -126,7 +131,7 @@ def entry_config(entry: ZooEntry, root: Path) -> Any:
         data=entry.data,
         steps=entry.steps,
         batch_size=entry.batch_size,
-        lr=entry.lr,
+        lr=entry.lr if entry.lr is not None else demo_lr(preset(entry.preset).arch),
         warmup=100,
         seed=entry.seed,
         eval_every=max(1, entry.steps // 20),
@@ -140,7 +145,7 @@ def entry_config(entry: ZooEntry, root: Path) -> Any:
 
 
 def build_zoo(
-    root: Path = DEFAULT_ROOT, only: list[str] | None = None, results: Path | None = Path("results")
+    root: Path = DEFAULT_ROOT, only: list[str] | None = None, results: Path | None = RESULTS_DIR
 ) -> pd.DataFrame:
     """Train every zoo entry (or those in ``only``) into ``root/NAME``; returns one row per entry."""
     from gmlp_core.train import train
@@ -186,7 +191,7 @@ def ablation_table(root: Path = DEFAULT_ROOT) -> pd.DataFrame:
     """Validation perplexity per gating variant and the Transformer at equal budget, with the
     paper's ordering of the same variants (Liu et al. 2021, MLM ablation) beside ours."""
     from gmlp_core.checkpoints import load_metrics, read_config
-    from gmlp_core.models import count_parameters
+    from gmlp_core.models import config_summary
     from gmlp_core.reference import paper_ablation
 
     paper = paper_ablation().set_index("model")["value"]
@@ -200,14 +205,12 @@ def ablation_table(root: Path = DEFAULT_ROOT) -> pd.DataFrame:
             continue
         cfg = read_config(folder)
         metrics = load_metrics(folder)
+        summary = config_summary(cfg)
         rows.append(
             {
                 "variant": variant,
                 "checkpoint": name,
-                "arch": cfg.arch,
-                "gating": cfg.gating if cfg.arch != "transformer" else "",
-                "params": count_parameters(cfg),
-                "non_embedding_params": count_parameters(cfg, non_embedding=True),
+                **{k: summary[k] for k in ("arch", "gating", "params", "non_embedding_params")},
                 "steps": metrics.get("steps"),
                 "val_ppl": metrics.get("val_ppl"),
                 "val_accuracy": metrics.get("val_accuracy"),

@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.attribution_view import DEFAULT_TEXT, explain, image_targets, mask_count, show, text_targets
+from dashboard.attributions_view import DEFAULT_TEXT, explain, image_targets, show, text_targets
 from dashboard.image_input import pick_image
+from gmlp_core.data.tokenizer import count_masks
 
 lens = context.current()
 st.title("Attributions")
@@ -28,8 +29,8 @@ names = lens.names(task)
 n_steps = st.slider("Integration steps", 8, 128, 32, step=8, key="attr-steps")
 
 if task == "mlm":
-    text = st.text_input("Sentence with a [MASK]", DEFAULT_TEXT, key="attr-text")
-    masks = mask_count(text)
+    text = widgets.text_window(st.text_input("Sentence with a [MASK]", DEFAULT_TEXT, key="attr-text"))
+    masks = count_masks(text)
     if masks == 0:
         st.warning("Put a [MASK] in the sentence: attributions explain the prediction at a masked position.")
         st.stop()

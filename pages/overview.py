@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.zoo_view import ZOO_COLUMN_CONFIG, display_zoo, preset_selections
+from dashboard.overview_view import ZOO_COLUMN_CONFIG, display_zoo, preset_selections
 
 lens = context.current()
 st.title("gMLP Lens")

@@ -3,8 +3,7 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
-from dashboard.analysis_view import profile_matrix, rows_as_filters, spatial
-from dashboard.spatial_view import snapshot_timeline
+from dashboard.spatial_view import profile_matrix, rows_as_filters, snapshot_timeline, spatial
 
 lens = context.current()
 st.title("Spatial weights W")
@@ -18,15 +17,16 @@ rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
 pick_model, pick_layer = st.columns([2, 3])
 name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")
-row = rows.set_index("name").loc[name]
-data = spatial(name, row["path"])
+checkpoint = lens.checkpoint(name)
+data = spatial(checkpoint)
 n_layers, n = data.weights.shape[0], data.weights.shape[1]
 layer = pick_layer.slider("Layer", 0, n_layers - 1, 0, key="spatial-layer") if n_layers > 1 else 0
 
 st.subheader(f"Layer {layer}: W, its Toeplitz part and the residual")
 st.caption(
-    "Toeplitz part: the average of each diagonal of W, i.e. the best shift-invariant (convolution-like) "
-    "approximation. Residual: what depends on absolute position. Hover for positions and values."
+    "Toeplitz part: the average of each diagonal of W (for images, of each 2D offset on the patch grid), i.e. "
+    "the best shift-invariant (convolution-like) approximation, the one the shift invariance score measures. "
+    "Residual: what depends on absolute position. Hover for positions and values."
 )
 triplet = [data.weights[layer], data.toeplitz[layer], data.residual[layer]]
 widgets.chart(plots.matrix_grid(triplet, ["W", "Toeplitz part", "residual"], cols=3, panel_height=430), key="spatial-w")
@@ -47,8 +47,8 @@ with left:
 with right:
     widgets.table(data.summary.round(4), f"spatial-summary-{name}")
 
-if row["task"] == "vision":
-    grid = int(round(n**0.5))
+if data.grid is not None:
+    grid = data.grid
     st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
     st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
     every = st.toggle("Show every position", value=False, key="spatial-all") or grid <= 4
@@ -58,4 +58,4 @@ if row["task"] == "vision":
     widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=min(8, grid)), key="spatial-filters")
 
 st.subheader("Watch W form during training")
-snapshot_timeline(name, row["path"], layer)
+snapshot_timeline(checkpoint, layer)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.image_input import pick_image
-from dashboard.mixing_view import (
+from dashboard.w_vs_attention_view import (
     DEFAULT_TEXT,
     compute,
     influence_table,
@@ -29,7 +29,7 @@ chosen = pick_models(lens, task)
 widgets.need_models(list(chosen), f"{labels[task].lower()} model")
 
 if task == "mlm":
-    text = st.text_input("Input sentence", DEFAULT_TEXT, key="wva-text")
+    text = widgets.text_window(st.text_input("Input sentence", DEFAULT_TEXT, key="wva-text"))
     prepared = prepare_text(lens, chosen, text)
     if not prepared:
         st.warning("Type a sentence: there is nothing to mix in empty text.")

@@ -10,17 +10,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from streamlit.testing.v1 import AppTest
 
+from dashboard import registry
+
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-PAGES = {
-    "overview": "../pages/overview.py",
-    "inference": "../pages/inference.py",
-    "spatial": "../pages/spatial.py",
-    "w_vs_attention": "../pages/w_vs_attention.py",
-    "attributions": "../pages/attributions.py",
-    "scaling": "../pages/scaling.py",
-    "training": "../pages/training.py",
-    "guide": "../pages/guide.py",
-}
+PAGES = {p.key: p.file for p in registry.PAGES}  # page key -> path relative to the entrypoint
 
 
 def start(page: str = "overview", query: dict[str, str] | None = None) -> AppTest:
@@ -30,7 +23,7 @@ def start(page: str = "overview", query: dict[str, str] | None = None) -> AppTes
         at.query_params[k] = v
     at.run()
     assert_ok(at)
-    if page != "overview":
+    if not registry.page(page).default:
         at.switch_page(PAGES[page]).run()
         assert_ok(at)
     return at
@@ -60,7 +53,7 @@ def texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def array(value) -> np.ndarray:  # noqa: ANN001 - a plotly data field
+def array(value: object) -> np.ndarray:
     """A figure's data field as a float array (plotly 6+ ships arrays as base64 "bdata" dicts)."""
     if isinstance(value, dict) and "bdata" in value:
         flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))

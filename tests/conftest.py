@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gmlp_core.zoo import MAIN_COMPARISON, zoo_entry
+
 REPO = Path(__file__).resolve().parent.parent
 ZOO_ROOT = REPO / "checkpoints"
 
@@ -29,14 +31,8 @@ TINY_TEXT = [
     "the spatial weights are learned once and shared by every input.",
     "python is a programming language with a large standard library.",
 ] * 4
-TINY_ZOO = {
-    "mlm-gmlp": "gmlp-tiny-mlm",
-    "mlm-amlp": "amlp-tiny-mlm",
-    "mlm-transformer": "transformer-tiny-mlm",
-    "vision-gmlp": "gmlp-tiny-vision",
-    "vision-amlp": "amlp-tiny-vision",
-    "vision-transformer": "transformer-tiny-vision",
-}
+# The zoo's main comparison, each entry built from the tiny preset of its architecture and task.
+TINY_ZOO = {name: zoo_entry(name).preset.replace("-demo-", "-tiny-") for name in MAIN_COMPARISON}
 BROKEN = ("broken-arch", "broken-corrupt", "broken-mismatch", "broken-noconfig", "broken-pickle", "broken-truncated")
 
 

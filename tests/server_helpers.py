@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dashboard import registry
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -24,16 +26,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Page URL paths as st.navigation derives them from the page files.
-PAGE_PATHS = {
-    "overview": "",
-    "inference": "inference",
-    "spatial": "spatial",
-    "w_vs_attention": "w_vs_attention",
-    "attributions": "attributions",
-    "scaling": "scaling",
-    "training": "training",
-    "guide": "guide",
-}
+PAGE_PATHS = {p.key: p.url_path for p in registry.PAGES}
 
 
 def free_port() -> int:

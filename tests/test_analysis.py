@@ -131,7 +131,7 @@ def test_spatial_summary_and_profiles(name: str) -> None:
     # At init W is uniform noise: not local beyond chance, not shift-invariant
     assert (summary["locality"] < summary["locality_random"] + 0.25).all()
     assert (summary["shift_invariance"] < 0.5).all()
-    grid = model.config.grid_size if model.config.task == "vision" else None
+    grid = model.config.spatial_grid
     _set_w(model, lambda layer: _band(n, grid))  # local and shift-invariant, as a trained W tends to be
     trained = sp.spatial_summary(model)
     assert (trained["locality"] > 0.99).all() and (trained["shift_invariance"] > 0.9).all()
@@ -141,6 +141,27 @@ def test_spatial_summary_and_profiles(name: str) -> None:
         rows = profiles[profiles["layer"] == layer]
         assert rows["offset"].tolist() == list(range(-(n // 2), n - n // 2))
         np.testing.assert_allclose(rows["weight"].to_numpy(), w[n // 2].numpy())
+
+
+@pytest.mark.parametrize("name", ["gmlp-tiny-mlm", "gmlp-tiny-vision", "amlp-tiny-vision"])
+def test_spatial_report_draws_the_decomposition_its_scores_measure(name: str) -> None:
+    model = _model(name)
+    cfg = model.config
+    report = sp.spatial_report(model)
+    assert report.grid == (cfg.image_size // cfg.patch_size if cfg.task == "vision" else None)
+    assert report.weights.shape == (cfg.n_layers, cfg.seq_len, cfg.seq_len)
+    np.testing.assert_allclose(report.toeplitz + report.residual, report.weights, atol=1e-6)
+    for layer in range(cfg.n_layers):
+        w = torch.from_numpy(report.weights[layer])
+        t, _ = sp.toeplitz_decomposition(w, report.grid)
+        np.testing.assert_allclose(report.toeplitz[layer], t.numpy(), atol=1e-7)
+        # the score shown beside the picture is 1 - ||R||^2 / ||W - mean||^2 of the drawn parts
+        centred = ((report.weights[layer] - report.weights[layer].mean()) ** 2).sum()
+        drawn = 1.0 - (report.residual[layer] ** 2).sum() / centred
+        assert report.summary.loc[layer, "shift_invariance"] == pytest.approx(drawn, abs=1e-5)
+    if cfg.task == "vision":  # the 1-D decomposition would be a different picture
+        one_d, _ = sp.toeplitz_decomposition(torch.from_numpy(report.weights[0]))
+        assert not np.allclose(report.toeplitz[0], one_d.numpy(), atol=1e-6)
 
 
 def _band(n: int, grid: int | None) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 from app_helpers import array, figure_titles, figures, start, texts
 from conftest import BROKEN, TINY_ZOO
 
+from dashboard import registry
 from dashboard.catalog import find_checkpoints, inspect_checkpoint, zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
 
@@ -142,9 +143,9 @@ def test_empty_root_says_how_to_build_the_zoo(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("GMLP_LENS_ROOT", str(tmp_path))
     at = start("overview")
     assert "python -m gmlp_core zoo" in texts(at)
-    for page in ("inference", "spatial", "w_vs_attention", "attributions", "training"):
-        at.switch_page(f"../pages/{page}.py").run()
-        assert not at.exception, page
+    for page in registry.PAGES:
+        at.switch_page(page.file).run()
+        assert not at.exception, page.key
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ import pytest
 import torch
 from app_helpers import array, figure_titles, figures, start, texts
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from gmlp_core import load_checkpoint, load_tokenizer
+from gmlp_core.analysis import spatial as sp
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -24,7 +26,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _top_lines(at) -> dict[str, str]:  # noqa: ANN001 - AppTest
+def _top_lines(at: AppTest) -> dict[str, str]:
     """{model: "tok (p%), ..."} of the first [MASK], as the inference page prints it."""
     out = {}
     for c in at.caption:
@@ -143,7 +145,7 @@ def test_classify_validation_digit_upload_and_drawing(app_root: Path) -> None:
 # Spatial weights
 
 
-def _first_heatmap_z(at) -> np.ndarray:  # noqa: ANN001
+def _first_heatmap_z(at: AppTest) -> np.ndarray:
     return array(figures(at)[0].data[0].z)
 
 
@@ -167,6 +169,14 @@ def test_spatial_page_shows_the_models_W_per_layer(app_root: Path) -> None:
     assert "filters" in texts(at)
     vision = load_checkpoint(app_root / "vision-gmlp", device="cpu")
     assert np.allclose(_first_heatmap_z(at), vision.spatial_weights()[1].numpy(), atol=1e-5)
+    # The drawn Toeplitz part is the 2-D (patch grid) one that the shift invariance shown beside it measures.
+    w, t, r = (array(tr.z) for tr in figures(at)[0].data[:3])
+    grid = vision.config.spatial_grid
+    expected, _ = sp.toeplitz_decomposition(torch.from_numpy(w), grid)
+    assert np.allclose(t, expected.numpy(), atol=1e-5)
+    scores = [df.value for df in at.dataframe if "shift_invariance" in df.value.columns][0]
+    drawn = 1.0 - (r**2).sum() / ((w - w.mean()) ** 2).sum()
+    assert scores["shift_invariance"].iloc[1] == pytest.approx(drawn, abs=2e-4)  # the table is rounded to 4 places
 
 
 def test_spatial_snapshot_slider_moves_through_training(app_root: Path) -> None:

@@ -162,3 +162,26 @@ def test_classify_image_bad_pixels(bad) -> None:
     model = build_model(preset("gmlp-tiny-vision")).eval()
     with pytest.raises(BadInput):
         classify_image(model, bad)
+
+
+def test_predict_mask_is_fill_masks_prediction_through_the_same_checks(mlm, tokenizer) -> None:
+    from gmlp_core.inference import MAX_TEXT_CHARS, encode_text, predict_mask
+
+    text = "the [MASK] returns the [MASK] of the expression."
+    top = fill_mask(mlm, tokenizer, text, top_k=1).table
+    for which in (0, 1):
+        p = predict_mask(mlm, tokenizer, text, which)
+        best = top[top["mask_index"] == which].iloc[0]
+        assert (p.position, p.token_id, p.token) == (int(best["position"]), int(best["token_id"]), best["token"])
+        assert p.probability == pytest.approx(float(best["probability"]), rel=1e-5)
+    assert predict_mask(mlm, tokenizer, text, 5).position == p.position  # past the last [MASK]: the last one
+    chosen = predict_mask(mlm, tokenizer, text, 0, token="the")
+    assert chosen.token == "the" and 0.0 < chosen.probability < 1.0
+    with pytest.raises(BadInput, match="word pieces"):
+        predict_mask(mlm, tokenizer, text, 0, token="loop")
+    for bad in ("", "no mask here", "[MASK]" + "x" * (MAX_TEXT_CHARS + 1)):
+        with pytest.raises(BadInput):
+            predict_mask(mlm, tokenizer, bad)
+    with pytest.raises(BadInput, match="limit"):
+        encode_text(tokenizer, "x" * (MAX_TEXT_CHARS + 1), mlm.config.seq_len)
+    assert encode_text(tokenizer, text, mlm.config.seq_len) == encode_for_model(tokenizer, text, mlm.config.seq_len)

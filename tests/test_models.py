@@ -82,6 +82,23 @@ def test_mlm_loss_skips_unpredicted_positions_but_matches_full_computation() -> 
     assert model(input_ids=inputs["input_ids"], labels=none).loss.item() == 0.0
 
 
+@pytest.mark.parametrize("name", TINY)
+def test_trunk_is_forward_without_the_head(name: str) -> None:
+    cfg = preset(name)
+    model = build_model(cfg).eval()
+    inputs = {k: v for k, v in _inputs(cfg).items() if k != "labels"}
+    with torch.no_grad():
+        trunk = model.trunk(**inputs, output_hidden_states=True)
+        full = model(**inputs)
+    assert trunk.logits is None and trunk.loss is None and trunk.masked_logits is None
+    assert trunk.last_hidden_state.shape == (2, cfg.seq_len, cfg.d_model)
+    assert torch.equal(trunk.last_hidden_state, model.norm(trunk.hidden_states[-1]))
+    if cfg.task == "mlm":
+        assert torch.allclose(full.logits, model.decode(trunk.last_hidden_state), atol=1e-6)
+    else:
+        assert torch.allclose(full.logits, model.head(trunk.last_hidden_state.mean(dim=1)), atol=1e-6)
+
+
 def test_gmlp_at_init_is_an_ffn_with_almost_no_token_mixing() -> None:
     cfg = preset("gmlp-tiny-mlm")
     torch.manual_seed(0)

@@ -38,11 +38,8 @@ def model_inputs(
 
 
 def _run(model: nn.Module, inputs: dict[str, Tensor], **flags: bool) -> ModelOutput:
-    labels = None
-    if model.config.task == "mlm":  # every position ignored: skips the vocabulary projection
-        labels = torch.full_like(inputs["input_ids"], -100)
     with torch.no_grad():
-        return model(**inputs, labels=labels, **flags)
+        return model.trunk(**inputs, **flags)
 
 
 def attention_maps(

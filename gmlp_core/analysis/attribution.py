@@ -93,9 +93,8 @@ def _mlm_ids(model: nn.Module, inputs: str | Tensor | Sequence[int], tokenizer: 
 
 def _mlm_forward(model: nn.Module, position: int, score: str) -> Callable[[Tensor], Tensor]:
     def forward(ids: Tensor) -> Tensor:  # (B, L) -> (B, vocab): the score of every token at ``position``
-        labels = torch.full_like(ids, -100)
-        labels[:, position] = 0  # selects the position to project onto the vocabulary
-        return _score_fn(model(input_ids=ids, labels=labels).masked_logits, score)
+        hidden = model.trunk(input_ids=ids).last_hidden_state[:, position]  # (B, d_model)
+        return _score_fn(model.decode(hidden), score)  # only this position is projected onto the vocabulary
 
     return forward
 

@@ -31,10 +31,7 @@ EXACT_LIMIT = 1024  # L * d_model up to which "auto" computes the exact norms (t
 
 
 def _hidden(model: nn.Module, embeds: Tensor) -> Tensor:
-    labels = None
-    if model.config.task == "mlm":  # all positions ignored: no vocabulary projection
-        labels = torch.full(embeds.shape[:2], -100, dtype=torch.long, device=embeds.device)
-    return model(inputs_embeds=embeds, labels=labels, output_hidden_states=True).hidden_states[-1]
+    return model.trunk(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1]
 
 
 def _probe_chunks(
@@ -87,7 +84,7 @@ def token_influence(
     if batch != 1:
         raise ValueError(f"token_influence takes one input (batch of 1), got a batch of {batch}")
     with torch.no_grad():
-        embeds = model(**inputs, output_hidden_states=True, labels=_ignore_all(model, inputs)).hidden_states[0]
+        embeds = model.trunk(**inputs, output_hidden_states=True).hidden_states[0]
     _, length, dim = embeds.shape
     rows = list(range(length)) if rows is None else sorted({int(i) for i in rows})
     if not rows or rows[0] < 0 or rows[-1] >= length:
@@ -109,9 +106,3 @@ def token_influence(
         skipped[rows] = False
         out[skipped] = float("nan")
     return out
-
-
-def _ignore_all(model: nn.Module, inputs: dict[str, Tensor]) -> Tensor | None:
-    if model.config.task != "mlm":
-        return None
-    return torch.full_like(inputs["input_ids"], -100)

@@ -60,10 +60,6 @@ def _layers(model: nn.Module, layers: str | int | Sequence[int]) -> list[int]:
     return sorted(set(chosen))
 
 
-def _grid(config: Any) -> int | None:
-    return config.grid_size if config.task == "vision" else None
-
-
 def _need_k(kind: str, k: int | None, low: int) -> int:
     if k is None or isinstance(k, bool) or not isinstance(k, int) or k < low:
         raise ValueError(f"{kind} needs an integer k >= {low}, got {k!r}")
@@ -138,7 +134,7 @@ def intervene(
             block = edited.blocks[i]
             if kind in W_KINDS:
                 spatial = block.sgu.spatial
-                _set_dense_w(spatial, edit_w(spatial.matrix(), kind, k=k, grid=_grid(cfg), seed=seed + i))
+                _set_dense_w(spatial, edit_w(spatial.matrix(), kind, k=k, grid=cfg.spatial_grid, seed=seed + i))
             elif kind == "no-attention":
                 block.tiny_attn = None
             elif kind == "heads-off":
@@ -227,7 +223,7 @@ def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | 
     return HeldOut("mlm", batches)
 
 
-def _metric(model: nn.Module, held_out: HeldOut) -> tuple[str, float, int]:
+def measure(model: nn.Module, held_out: HeldOut) -> tuple[str, float, int]:
     """(name, value, examples): perplexity over the masked tokens, or accuracy over the images."""
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -262,9 +258,9 @@ def evaluate_intervention(
     """The validation metric of ``model`` and ``edited`` on ``held_out`` (``validation_data``), and for an
     MLM ``sentence`` the fill-mask top-k of both side by side. ``before`` skips re-measuring the original."""
     start = time.perf_counter()
-    metric, after, examples = _metric(edited, held_out)
+    metric, after, examples = measure(edited, held_out)
     if before is None:
-        before = _metric(model, held_out)[1]
+        before = measure(model, held_out)[1]
     table = None
     if sentence is not None and model.config.task == "mlm":
         from gmlp_core.inference import fill_mask
@@ -324,15 +320,15 @@ def band_sweep(model: nn.Module, held_out: HeldOut, ks: Sequence[int] | None = N
     """Perplexity (accuracy) with ``band`` of width k applied to one layer at a time, for each layer and k:
     "how local does W need to be?". Columns: layer, k, metric, value, unedited."""
     cfg = model.config
-    n, grid = cfg.seq_len, _grid(cfg)
+    n, grid = cfg.seq_len, cfg.spatial_grid
     widest = int(distances(n, grid).max())
     if ks is None:
         ks = sorted({0, 1, 2, 4, 8, 16, 32, widest} & set(range(widest + 1)))
-    metric, unedited, _ = _metric(model, held_out)
+    metric, unedited, _ = measure(model, held_out)
     rows = []
     for layer in range(cfg.n_layers):
         for k in ks:
-            _, value, _ = _metric(intervene(model, "band", [layer], k=k), held_out)
+            _, value, _ = measure(intervene(model, "band", [layer], k=k), held_out)
             rows.append({"layer": layer, "k": k, "metric": metric, "value": value, "unedited": unedited})
     return pd.DataFrame(rows)
 
@@ -342,11 +338,11 @@ def knockouts(model: nn.Module, held_out: HeldOut) -> pd.DataFrame:
     layer (``no-attention``), each Transformer head per layer (``heads-off``). Columns: unit, kind, layer,
     head, metric, value, unedited."""
     cfg = model.config
-    metric, unedited, _ = _metric(model, held_out)
+    metric, unedited, _ = measure(model, held_out)
     rows = []
 
     def add(kind: str, layer: int, head: int | None, edited: nn.Module, unit: str) -> None:
-        value = _metric(edited, held_out)[1]
+        value = measure(edited, held_out)[1]
         rows.append({"unit": unit, "kind": kind, "layer": layer, "head": head, "metric": metric, "value": value})
 
     for layer in range(cfg.n_layers):

@@ -15,17 +15,22 @@ shift-invariant, i.e. close to a convolution, without any such prior. These func
   on a grid the Chebyshev distance between patches). A W with no preference scores about the
   fraction of entries inside the band (``band_fraction``), a banded W scores 1.
 - ``mean_abs_offset(W)``: the mean distance ``|i - j|`` weighted by ``|W|``: how far a token looks.
+- ``spatial_report(model)``: all of the above for every layer, on the grid the config names
+  (``config.spatial_grid``), as one :class:`SpatialReport` the dashboard only draws.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "SpatialReport",
     "band_fraction",
     "default_band",
     "distances",
@@ -34,6 +39,7 @@ __all__ = [
     "middle_row_profiles",
     "rows_as_images",
     "shift_invariance",
+    "spatial_report",
     "spatial_summary",
     "toeplitz_decomposition",
 ]
@@ -130,11 +136,6 @@ def mean_abs_offset(w: Tensor, grid: int | None = None) -> float:
     return float((a * distances(w.shape[0], grid).to(a)).sum()) / total
 
 
-def _grid_of(model: nn.Module) -> int | None:
-    cfg = model.config
-    return cfg.image_size // cfg.patch_size if cfg.task == "vision" else None
-
-
 def spatial_summary(model: nn.Module, k: int | None = None) -> pd.DataFrame:
     """One row per layer: locality (and its no-preference baseline), mean offset, shift invariance, scale of W and b.
 
@@ -142,7 +143,7 @@ def spatial_summary(model: nn.Module, k: int | None = None) -> pd.DataFrame:
     for a model without W (Transformer, identity gating).
     """
     weights, biases = model.spatial_weights(), model.spatial_biases()
-    grid = _grid_of(model)
+    grid = model.config.spatial_grid
     n = weights[0].shape[0]
     k = default_band(n, grid) if k is None else k
     baseline = band_fraction(n, k, grid)
@@ -191,3 +192,41 @@ def rows_as_images(w: Tensor, grid: int) -> Tensor:
     w = _square(w)
     _check_grid(w.shape[0], grid)
     return w.reshape(w.shape[0], grid, grid)
+
+
+@dataclass(frozen=True)
+class SpatialReport:
+    """Everything known about one model's W, every array on one grid (``grid``: patches per side, None for text).
+
+    ``toeplitz`` and ``residual`` are the decomposition the ``summary`` scores measure, so a drawn
+    Toeplitz part always matches the shift invariance shown beside it.
+    """
+
+    weights: np.ndarray  # (layers, n, n)
+    biases: np.ndarray  # (layers, n)
+    toeplitz: np.ndarray  # (layers, n, n): the mean of each diagonal (each 2D offset on a grid)
+    residual: np.ndarray  # (layers, n, n): weights - toeplitz
+    grid: int | None
+    middle: int  # the position whose row ``profiles`` holds (n // 2)
+    summary: pd.DataFrame = field(repr=False)  # spatial_summary: one row per layer
+    profiles: pd.DataFrame = field(repr=False)  # middle_row_profiles: layer, position, offset, weight
+
+
+def spatial_report(model: nn.Module) -> SpatialReport:
+    """W, b, the Toeplitz decomposition, per-layer scores and the middle rows, on the config's grid.
+
+    Raises ValueError for a model without W (Transformer, identity gating).
+    """
+    grid = model.config.spatial_grid
+    weights = [w.float().cpu() for w in model.spatial_weights()]
+    parts = [toeplitz_decomposition(w, grid) for w in weights]
+    return SpatialReport(
+        weights=torch.stack(weights).numpy(),
+        biases=torch.stack([b.float().cpu() for b in model.spatial_biases()]).numpy(),
+        toeplitz=torch.stack([t for t, _ in parts]).numpy(),
+        residual=torch.stack([r for _, r in parts]).numpy(),
+        grid=grid,
+        middle=weights[0].shape[0] // 2,
+        summary=spatial_summary(model),
+        profiles=middle_row_profiles(model),
+    )

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gmlp_core.models.config import ModelConfig
+
 MAX_PIXELS = 25_000_000  # 25 megapixels (e.g. 5000 x 5000) is the most any upload may decode to
 MAX_BYTES = 50 * 1024 * 1024
 
@@ -60,7 +62,7 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     return img
 
 
-def to_pixel_values(image: Image.Image | np.ndarray, config) -> torch.Tensor:  # noqa: ANN001 - ModelConfig
+def to_pixel_values(image: Image.Image | np.ndarray, config: ModelConfig) -> torch.Tensor:
     """Convert any image to ``(1, C, H, W)`` floats in [0, 1] for ``config`` (a vision ModelConfig).
 
     Grayscale for one channel (light backgrounds are inverted so strokes are bright, like the

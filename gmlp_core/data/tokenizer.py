@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
-_MASK_PATTERN = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
+MASK_PATTERN = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)  # "[MASK]" as typed, in any case
 
 
 def _pipeline(vocab: dict[str, int]) -> Tokenizer:
@@ -76,9 +76,14 @@ class EncodedText:
     mask_positions: list[int]  # positions holding [MASK]
 
 
+def count_masks(text: str) -> int:
+    """How many [MASK] tokens ``text`` has before any truncation ("[mask]" in any case, as encoding reads it)."""
+    return len(MASK_PATTERN.findall(text))
+
+
 def encode_for_model(tokenizer: Tokenizer, text: str, seq_len: int) -> EncodedText:
     """Encode ``text`` to exactly ``seq_len`` ids (pad or truncate), with "[MASK]" as the mask token."""
-    pieces = _MASK_PATTERN.split(text)
+    pieces = MASK_PATTERN.split(text)
     ids: list[int] = []
     for i, piece in enumerate(pieces):
         if i:

@@ -3,7 +3,7 @@
 from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.model import IGNORE_INDEX, LensModel, ModelOutput, build_model
 from gmlp_core.models.registry import PresetInfo, list_presets, preset, preset_info, register_preset
-from gmlp_core.models.stats import count_parameters, flops_per_token
+from gmlp_core.models.stats import config_summary, count_parameters, flops_per_token
 
 __all__ = [
     "IGNORE_INDEX",
@@ -12,6 +12,7 @@ __all__ = [
     "ModelOutput",
     "PresetInfo",
     "build_model",
+    "config_summary",
     "count_parameters",
     "flops_per_token",
     "list_presets",

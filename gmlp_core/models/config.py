@@ -6,12 +6,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-Arch = Literal["gmlp", "amlp", "transformer"]
-Task = Literal["mlm", "vision"]
-Gating = Literal["split", "multiplicative", "additive", "linear", "identity"]
-Spatial = Literal["dense", "toeplitz"]
+from typing import Any
 
 ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = ("mlm", "vision")
@@ -122,6 +117,19 @@ class ModelConfig:
     def grid_size(self) -> int:
         """Patches per side (vision only)."""
         return self.image_size // self.patch_size
+
+    @property
+    def token_mixing(self) -> str:
+        """What mixes tokens, as tables show it: the gating variant, or "attention" for a Transformer."""
+        return self.gating if self.arch != "transformer" else "attention"
+
+    @property
+    def spatial_grid(self) -> int | None:
+        """The grid W's positions lie on: patches per side for vision (row-major), None for a 1-D text sequence.
+
+        Every spatial analysis (decomposition, locality, filters) takes its grid from here.
+        """
+        return self.grid_size if self.task == "vision" else None
 
     @property
     def has_spatial_weights(self) -> bool:

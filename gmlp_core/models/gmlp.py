@@ -97,8 +97,7 @@ class SpatialGatingUnit(nn.Module):
         super().__init__()
         self.gating = config.gating
         if self.gating != "identity":
-            norm_dim = config.d_ffn // 2 if self.gating == "split" else config.d_ffn
-            self.norm = nn.LayerNorm(norm_dim, eps=config.layer_norm_eps)
+            self.norm = nn.LayerNorm(config.gate_dim, eps=config.layer_norm_eps)  # LN(Z2): the gate's width
             self.spatial = SpatialWeight(config)
 
     def forward(self, z: Tensor, attn: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

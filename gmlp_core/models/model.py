@@ -32,6 +32,7 @@ class ModelOutput:
     - ``attentions``: per layer ``(B, heads, L, L)`` (aMLP: its single tiny head); None for gMLP.
     - ``hidden_states``: the embeddings and every block's output, ``(B, L, d_model)`` each.
     - ``gates``: per layer the input-dependent gate ``W LN(Z2) + b (+ attention)``, ``(B, L, gate_dim)``.
+    - ``last_hidden_state``: the trunk's output after the final norm, ``(B, L, d_model)`` (what the head reads).
     """
 
     logits: Tensor | None = None
@@ -40,6 +41,7 @@ class ModelOutput:
     attentions: tuple[Tensor, ...] | None = None
     hidden_states: tuple[Tensor, ...] | None = None
     gates: tuple[Tensor, ...] | None = None
+    last_hidden_state: Tensor | None = None
 
 
 class TokenEmbedding(nn.Module):
@@ -134,6 +136,41 @@ class LensModel(nn.Module):
             )
         return self.embed(pixel_values)
 
+    def trunk(
+        self,
+        input_ids: Tensor | None = None,
+        pixel_values: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        output_gates: bool = False,
+    ) -> ModelOutput:
+        """Embeddings, blocks and final norm without the task head (HF's ``BertModel`` to ``BertForMaskedLM``).
+
+        Fills ``last_hidden_state`` ``(B, L, d_model)`` and the internals asked for; no logits, no loss.
+        Every analysis reads this: it skips the vocabulary projection an MLM head would spend most time on.
+        ``attention_mask`` (B, L), 1 for real tokens, masks keys of attention only: gMLP's W has no notion
+        of padding, which is why training includes padded sequences.
+        """
+        x = self._embed(input_ids, pixel_values, inputs_embeds)  # (B, L, d_model)
+        hidden: list[Tensor] = [x]
+        attentions: list[Tensor] = []
+        gates: list[Tensor] = []
+        for block in self.blocks:
+            x, probs, gate = block(x, attention_mask, output_attentions, output_gates)
+            if probs is not None:
+                attentions.append(probs)
+            if gate is not None:
+                gates.append(gate)
+            hidden.append(x)
+        return ModelOutput(
+            attentions=tuple(attentions) if output_attentions and attentions else None,
+            hidden_states=tuple(hidden) if output_hidden_states else None,
+            gates=tuple(gates) if output_gates and gates else None,
+            last_hidden_state=self.norm(x),  # (B, L, d_model)
+        )
+
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -146,25 +183,17 @@ class LensModel(nn.Module):
         output_gates: bool = False,
         output_logits: bool = False,
     ) -> ModelOutput:
-        """Run the model. ``attention_mask`` (B, L), 1 for real tokens, masks keys of attention only:
-        gMLP's W has no notion of padding, which is why training includes padded sequences."""
-        x = self._embed(input_ids, pixel_values, inputs_embeds)  # (B, L, d_model)
-        hidden: list[Tensor] = [x]
-        attentions: list[Tensor] = []
-        gates: list[Tensor] = []
-        for block in self.blocks:
-            x, probs, gate = block(x, attention_mask, output_attentions, output_gates)
-            if probs is not None:
-                attentions.append(probs)
-            if gate is not None:
-                gates.append(gate)
-            hidden.append(x)
-        x = self.norm(x)
-        out = ModelOutput(
-            attentions=tuple(attentions) if output_attentions and attentions else None,
-            hidden_states=tuple(hidden) if output_hidden_states else None,
-            gates=tuple(gates) if output_gates and gates else None,
+        """The trunk, then the task head (see ``trunk`` for ``attention_mask``)."""
+        out = self.trunk(
+            input_ids,
+            pixel_values,
+            attention_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            output_gates,
         )
+        x = out.last_hidden_state  # (B, L, d_model)
         if self.config.task == "vision":
             out.logits = self.head(x.mean(dim=1))  # (B, classes)
             if labels is not None:

@@ -138,7 +138,7 @@ def _transformer_demo_vision() -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bench: the performance issue's training configuration.
+# Bench: the training configuration benchmarks/bench_train.py times.
 @register_preset("gmlp-bench", "bench", "benchmark gMLP: d_model 128, 6 layers, n 128, d_ffn 512, vocab 8000")
 def _gmlp_bench() -> ModelConfig:
     return ModelConfig(arch="gmlp", task="mlm", vocab_size=8000, seq_len=128, d_model=128, d_ffn=512, n_layers=6)

@@ -1,6 +1,9 @@
-"""Analytic model statistics for the scaling plots: parameter counts and forward FLOPs per token."""
+"""Analytic model statistics for the scaling plots and tables: parameter counts, forward FLOPs per token and
+the one summary row of a config every table shows."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +49,7 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
     else:
         per_layer = 2 * (d * f + cfg.gate_dim * d)  # U and V
         if cfg.has_spatial_weights:
-            per_layer += 2 * n * (f // 2 if cfg.gating == "split" else f)  # W over positions
+            per_layer += 2 * n * cfg.gate_dim  # W over positions
         if cfg.arch == "amlp":
             a = cfg.attn_dim
             per_layer += 2 * (3 * d * a + a * cfg.gate_dim) + 2 * 2 * n * a
@@ -58,3 +61,19 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
     elif include_head:
         total += 2 * (d * d + d * cfg.vocab_size)
     return int(total)
+
+
+def config_summary(cfg: ModelConfig) -> dict[str, Any]:
+    """The row every table of models shows for a config (the zoo, the presets, the ablation, sweeps)."""
+    return {
+        "arch": cfg.arch,
+        "task": cfg.task,
+        "layers": cfg.n_layers,
+        "d_model": cfg.d_model,
+        "d_ffn": cfg.d_ffn,
+        "n": cfg.seq_len,
+        "gating": cfg.token_mixing,
+        "params": count_parameters(cfg),
+        "non_embedding_params": count_parameters(cfg, non_embedding=True),
+        "flops_per_token": flops_per_token(cfg),
+    }

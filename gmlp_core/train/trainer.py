@@ -83,6 +83,11 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+def demo_lr(arch: str) -> float:
+    """The peak learning rate the demo zoo and the sweeps use: 2e-3 for gMLP and aMLP, 1e-3 for the Transformer."""
+    return 1e-3 if arch == "transformer" else 2e-3
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warmup to ``lr`` over ``warmup`` steps, then cosine to ``min_lr_ratio * lr``."""
     warmup = min(cfg.warmup, max(1, cfg.steps // 10))
@@ -164,8 +169,77 @@ def _load_state(out: Path, model: LensModel, opt: torch.optim.Optimizer) -> dict
     return state
 
 
+@dataclass
+class _Run:
+    """What the steps of one training run share (built by ``_setup``)."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    out: Path
+    data: Any  # TaskData: train_batch, evaluate, tokens_per_step, name (and tokenizer for MLM)
+    model: LensModel
+    opt: torch.optim.Optimizer
+    precision: str = "fp32"
+    step: int = 0
+    elapsed: float = 0.0  # seconds already trained before this process (resume)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def snapshotting(self) -> bool:
+        return self.model.config.has_spatial_weights and self.cfg.snapshot_every > 0
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.data, "tokenizer", None)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train ``cfg.preset`` (with overrides) and save a checkpoint folder at ``cfg.out``."""
+    """Train ``cfg.preset`` (with overrides) and save a checkpoint folder at ``cfg.out``.
+
+    The steps: set up (processes, device, data, model, optimizer), resume if asked, log step 0, then per
+    step: one optimizer update, a W snapshot, an evaluation and a save when they are due; at the end
+    save the checkpoint and measure the metrics on the stored weights.
+    """
+    run = _setup(cfg)
+    if cfg.resume:
+        _resume(run)
+    _begin(run)
+    ddp = torch.nn.parallel.DistributedDataParallel(run.model) if run.world > 1 else run.model
+    bar = _progress(cfg, run.step, run.rank)
+    t0, window_t, window_tokens = time.perf_counter() - run.elapsed, time.perf_counter(), 0
+    last: dict[str, Any] = {}
+    while run.step < cfg.steps:
+        if cfg.minutes is not None and time.perf_counter() - t0 > cfg.minutes * 60:
+            log.info("time budget of %.1f minutes reached at step %d", cfg.minutes, run.step)
+            break
+        lr = lr_at(cfg, run.step)
+        loss_value = _optimizer_step(run, ddp, lr)
+        window_tokens += run.data.tokens_per_step * run.world
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        if run.snapshotting and run.step % cfg.snapshot_every == 0:
+            run.snapshots[run.step] = torch.stack(run.model.spatial_weights()).cpu()
+        if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+            now = time.perf_counter()
+            row = {"step": run.step, "loss": loss_value, "lr": lr}
+            row["tokens_per_s"] = window_tokens / max(now - window_t, 1e-9)
+            last = _evaluate(run, row, elapsed=now - t0)
+            window_t, window_tokens = time.perf_counter(), 0
+        if cfg.save_every and run.step % cfg.save_every == 0 and run.step < cfg.steps and run.rank == 0:
+            _save_progress(run, last, elapsed=time.perf_counter() - t0)
+    if bar is not None:
+        bar.close()
+    metrics = _finish(run, last, train_seconds=time.perf_counter() - t0) if run.rank == 0 else {}
+    if run.world > 1:
+        dist.barrier()
+    return TrainResult(run.out, metrics)
+
+
+def _setup(cfg: TrainConfig) -> _Run:
+    """Processes and device, the task data, the seeded model and its optimizer; checks the output folder."""
     rank, world = _distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -181,109 +255,98 @@ def train(cfg: TrainConfig) -> TrainResult:
     if rank == 0:
         _preflight(out, sum(p.numel() for p in model.parameters()))
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    start, elapsed, snapshots = 0, 0.0, {}
-    if cfg.resume:
-        state = _load_state(out, model, opt)
-        if state is not None:
-            start, elapsed = state["step"], state.get("elapsed_s", 0.0)
-            snapshots = load_spatial_snapshots(out / STATE_DIR)
-            log.info("resumed from step %d", start)
-        else:
-            log.info("nothing to resume in %s: starting from scratch", out)
-    if rank == 0:
-        _truncate_log(out / METRICS_LOG, start)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    snap = model_cfg.has_spatial_weights and cfg.snapshot_every > 0
-    if snap and 0 not in snapshots and start == 0:
-        snapshots[0] = torch.stack(model.spatial_weights())
-    precision = resolve_precision(cfg.precision, device)
-    log.info("training in %s on %s (%s)", precision, device, torch.backends.cpu.get_cpu_capability())
-    if start == 0 and rank == 0:
-        model.eval()
-        _append_log(out / METRICS_LOG, {"step": 0, "lr": 0.0, **data.evaluate(model), "elapsed_s": 0.0})
-    bar = _progress(cfg, start, rank)
-    t0, window_t, window_tokens = time.perf_counter() - elapsed, time.perf_counter(), 0
-    last: dict[str, Any] = {}
-    step = start
-    while step < cfg.steps:
-        if cfg.minutes is not None and time.perf_counter() - t0 > cfg.minutes * 60:
-            log.info("time budget of %.1f minutes reached at step %d", cfg.minutes, step)
-            break
-        model.train()
-        lr = lr_at(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch = {k: v.to(device) for k, v in data.train_batch(step, rank).items()}
-        with autocast(precision, device):
-            loss = ddp(**batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        window_tokens += data.tokens_per_step * world
-        loss_value = loss.item()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-        if snap and step % cfg.snapshot_every == 0:
-            snapshots[step] = torch.stack(model.spatial_weights()).cpu()
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            now = time.perf_counter()
-            row = {
-                "step": step,
-                "loss": loss_value,
-                "lr": lr,
-                "tokens_per_s": window_tokens / max(now - window_t, 1e-9),
-            }
-            model.eval()
-            row |= data.evaluate(model)
-            row["elapsed_s"] = now - t0
-            last = row
-            if rank == 0:
-                _append_log(out / METRICS_LOG, row)
-                log.info("step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-            window_t, window_tokens = time.perf_counter(), 0
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and rank == 0:
-            _save_state(out, model, opt, step, {"elapsed_s": time.perf_counter() - t0})
-            save_spatial_snapshots(out / STATE_DIR, snapshots)
-            save_checkpoint(model, out, tokenizer=getattr(data, "tokenizer", None), metrics={"step": step, **last})
-    if bar is not None:
-        bar.close()
-    train_seconds = time.perf_counter() - t0
-    result_metrics: dict[str, Any] = {}
-    if rank == 0:
-        extra = {
-            "data": data.name,
-            # The recipe, not where this machine wrote it: a checkpoint is read from wherever it is copied to.
-            "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "out")},
-            "command": _cli_command(sys.argv),
-        }
-        tokenizer = getattr(data, "tokenizer", None)
-        save_checkpoint(model, out, tokenizer=tokenizer, extra=extra, dtype=getattr(torch, cfg.dtype))
-        save_spatial_snapshots(out, snapshots)
-        # The stored metric is measured on the stored weights, so `eval` reproduces it exactly.
-        stored = load_checkpoint(out, device=device)
-        result_metrics = {
-            **data.evaluate(stored),
-            "steps": step,
-            "tokens_seen": step * data.tokens_per_step * world,
-            "train_seconds": train_seconds,
-            "data": data.name,
-            "seed": cfg.seed,
-            "device": str(device),
-            "precision": precision,  # of the training steps; the metrics above are measured in fp32
-            # float32 sums depend on the kernels the CPU gets: numbers reproduce bit for bit on the same
-            # machine kind, to a tolerance elsewhere (README, "Reproducibility")
-            **cpu_description(),
-            "world_size": world,
-            "final_loss": last.get("loss"),
-        }
-        write_json_atomic(out / "metrics.json", result_metrics)
-    if world > 1:
-        dist.barrier()
-    return TrainResult(out, result_metrics)
+    return _Run(cfg, rank, world, device, out, data, model, opt)
+
+
+def _resume(run: _Run) -> None:
+    """Continue from the trainer state in the output folder, when there is one."""
+    state = _load_state(run.out, run.model, run.opt)
+    if state is None:
+        log.info("nothing to resume in %s: starting from scratch", run.out)
+        return
+    run.step, run.elapsed = state["step"], state.get("elapsed_s", 0.0)
+    run.snapshots = load_spatial_snapshots(run.out / STATE_DIR)
+    log.info("resumed from step %d", run.step)
+
+
+def _begin(run: _Run) -> None:
+    """Trim the log to the starting step, snapshot W at step 0, pick the precision, evaluate before training."""
+    if run.rank == 0:
+        _truncate_log(run.out / METRICS_LOG, run.step)
+    if run.snapshotting and 0 not in run.snapshots and run.step == 0:
+        run.snapshots[0] = torch.stack(run.model.spatial_weights())
+    run.precision = resolve_precision(run.cfg.precision, run.device)
+    log.info("training in %s on %s (%s)", run.precision, run.device, torch.backends.cpu.get_cpu_capability())
+    if run.step == 0 and run.rank == 0:
+        run.model.eval()
+        _append_log(run.out / METRICS_LOG, {"step": 0, "lr": 0.0, **run.data.evaluate(run.model), "elapsed_s": 0.0})
+
+
+def _optimizer_step(run: _Run, ddp: torch.nn.Module, lr: float) -> float:
+    """One update on the next batch at learning rate ``lr``; returns the batch's loss."""
+    run.model.train()
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    batch = {k: v.to(run.device) for k, v in run.data.train_batch(run.step, run.rank).items()}
+    with autocast(run.precision, run.device):
+        loss = ddp(**batch).loss
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.opt.step()
+    run.step += 1
+    return loss.item()
+
+
+def _evaluate(run: _Run, row: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """``row`` completed with the validation metrics and the elapsed time, logged (rank 0) and returned."""
+    run.model.eval()
+    row = row | run.data.evaluate(run.model)
+    row["elapsed_s"] = elapsed
+    if run.rank == 0:
+        _append_log(run.out / METRICS_LOG, row)
+        log.info("step %d: %s", run.step, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    return row
+
+
+def _save_progress(run: _Run, last: dict[str, Any], elapsed: float) -> None:
+    """A resumable trainer state and an intermediate checkpoint."""
+    _save_state(run.out, run.model, run.opt, run.step, {"elapsed_s": elapsed})
+    save_spatial_snapshots(run.out / STATE_DIR, run.snapshots)
+    save_checkpoint(run.model, run.out, tokenizer=run.tokenizer, metrics={"step": run.step, **last})
+
+
+def _finish(run: _Run, last: dict[str, Any], train_seconds: float) -> dict[str, Any]:
+    """Save the checkpoint and the W snapshots, then measure the metrics on the stored weights (rank 0)."""
+    cfg, data = run.cfg, run.data
+    extra = {
+        "data": data.name,
+        # The recipe, not where this machine wrote it: a checkpoint is read from wherever it is copied to.
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "resume", "out")},
+        "command": _cli_command(sys.argv),
+    }
+    save_checkpoint(run.model, run.out, tokenizer=run.tokenizer, extra=extra, dtype=getattr(torch, cfg.dtype))
+    save_spatial_snapshots(run.out, run.snapshots)
+    # The stored metric is measured on the stored weights, so `eval` reproduces it exactly.
+    stored = load_checkpoint(run.out, device=run.device)
+    metrics = {
+        **data.evaluate(stored),
+        "steps": run.step,
+        "tokens_seen": run.step * data.tokens_per_step * run.world,
+        "train_seconds": train_seconds,
+        "data": data.name,
+        "seed": cfg.seed,
+        "device": str(run.device),
+        "precision": run.precision,  # of the training steps; the metrics above are measured in fp32
+        # float32 sums depend on the kernels the CPU gets: numbers reproduce bit for bit on the same
+        # machine kind, to a tolerance elsewhere (README, "Reproducibility")
+        **cpu_description(),
+        "world_size": run.world,
+        "final_loss": last.get("loss"),
+    }
+    write_json_atomic(run.out / "metrics.json", metrics)
+    return metrics
 
 
 def _cli_command(argv: list[str]) -> str:
@@ -295,7 +358,7 @@ def _cli_command(argv: list[str]) -> str:
     return " ".join(["python -m gmlp_core", *argv[1:]])
 
 
-def _progress(cfg: TrainConfig, start: int, rank: int):  # noqa: ANN202 - tqdm or None
+def _progress(cfg: TrainConfig, start: int, rank: int) -> Any:  # a tqdm bar, or None
     if not cfg.progress or rank != 0:
         return None
     from tqdm.auto import tqdm

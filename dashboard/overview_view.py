@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import DEFAULT_MODELS, Lens
+from gmlp_core.zoo import ABLATION_ENTRIES
 
 ZOO_COLUMN_CONFIG = {
     "picked": st.column_config.CheckboxColumn("picked", help="Picked for comparison in the sidebar"),
@@ -37,7 +38,7 @@ def preset_selections(lens: Lens) -> dict[str, list[str]]:
     names = ok["name"].tolist()
     mlm = ok.loc[ok["task"] == "mlm", "name"].tolist()
     vision = ok.loc[ok["task"] == "vision", "name"].tolist()
-    ablation = [n for n in names if n.startswith("mlm-gmlp") or n == "mlm-transformer"]
+    ablation = [n for n in names if n in ABLATION_ENTRIES]
     out = {
         "Main comparison": [n for n in DEFAULT_MODELS if n in names],
         "All MLM": mlm,

@@ -7,17 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import plots, widgets
-from dashboard.analysis_view import MixingData, mixing
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
+from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label
-from gmlp_core.data.tokenizer import encode_for_model
+from gmlp_core.analysis.mixing import MixingReport, mixing_report
+from gmlp_core.inference import encode_text
 
 ARCH_ORDER = ("transformer", "amlp", "gmlp")
 DEFAULT_TEXT = "the value of the expression is returned by the function when the call ends ."
-MAX_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,8 @@ def pick_models(lens: Lens, task: str) -> dict[str, str]:
     chosen = {}
     cols = st.columns(len(ARCH_ORDER))
     for col, arch in zip(cols, ARCH_ORDER, strict=True):
-        names = rows.loc[rows["arch"] == arch, "name"].tolist() if not rows.empty else []
-        if arch == "gmlp":
-            names = [n for n in names if rows.set_index("name").loc[n, "gating"] != "identity"]
+        # a gMLP without a gate (identity gating) mixes no tokens: nothing to compare
+        names = rows.loc[(rows["arch"] == arch) & (rows["gating"] != "identity"), "name"].tolist() if len(rows) else []
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
             continue
@@ -53,7 +53,7 @@ def prepare_text(lens: Lens, chosen: dict[str, str], text: str) -> list[Prepared
     out = []
     for arch, name in chosen.items():
         loaded = lens.load(name)
-        enc = encode_for_model(loaded.tokenizer, text[:MAX_CHARS], loaded.config.seq_len)
+        enc = encode_text(loaded.tokenizer, text, loaded.config.seq_len)
         if enc.n_real == 0:
             continue
         ids = enc.input_ids if arch != "transformer" else enc.input_ids[: enc.n_real]
@@ -70,16 +70,26 @@ def prepare_image(lens: Lens, chosen: dict[str, str], image: ImageInput) -> list
     return out
 
 
-def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingData]:
-    rows = lens.rows(selected_only=False).set_index("name")
-    return {p.name: mixing(p.name, rows.loc[p.name, "path"], p.ids, p.pixels) for p in prepared}
+def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingReport]:
+    return {p.name: mixing(lens.checkpoint(p.name), p.ids, p.pixels) for p in prepared}
+
+
+@per_checkpoint(max_entries=64, show_spinner="Computing attention, gates and token influence...")
+def mixing(
+    checkpoint: Checkpoint, ids: tuple[int, ...] | None = None, pixels: np.ndarray | None = None
+) -> MixingReport:
+    """Attention, W, gates and token influence of ``checkpoint`` on one input (cached per input)."""
+    model = load(checkpoint).model
+    return mixing_report(
+        model, None if ids is None else torch.tensor(ids), None if pixels is None else torch.from_numpy(pixels)
+    )
 
 
 def _crop(m: np.ndarray, k: int) -> np.ndarray:
     return m[:k, :k] if m.ndim == 2 else m[..., :k, :k]
 
 
-def show_model(p: Prepared, data: MixingData, layer: int) -> None:
+def show_model(p: Prepared, data: MixingReport, layer: int) -> None:
     """The architecture's own token mixing at ``layer``, one full-width row per model (readable on a projector):
     attention heads, tiny attention next to W, or W next to the gate."""
     k, labels = p.n_show, p.labels
@@ -128,7 +138,7 @@ def show_model(p: Prepared, data: MixingData, layer: int) -> None:
         st.caption("W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input.")
 
 
-def influence_table(prepared: list[Prepared], results: dict[str, MixingData]) -> pd.DataFrame:
+def influence_table(prepared: list[Prepared], results: dict[str, MixingReport]) -> pd.DataFrame:
     """Token influence of every model in one long table (model, output position, input position, influence)."""
     frames = []
     for p in prepared:

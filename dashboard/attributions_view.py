@@ -1,8 +1,12 @@
-"""Attributions: which tokens or pixels drove one prediction, per model, with Integrated Gradients' delta."""
+"""Attributions: which tokens or pixels drove one prediction, per model, with Integrated Gradients' delta.
+
+Attributions run on a per-session copy of the model: captum's layer methods register forward hooks while
+they run, and a hook on the shared model would leak into other sessions.
+"""
 
 from __future__ import annotations
 
-import re
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,14 +15,14 @@ import streamlit as st
 import torch
 
 from dashboard import plots, widgets
-from dashboard.analysis_view import Attribution, attribute
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
+from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label
-from gmlp_core.data.tokenizer import encode_for_model
+from gmlp_core.analysis.attribution import Attribution, explain_image, explain_mlm
+from gmlp_core.inference import BadInput, classify_image, predict_mask
 
 DEFAULT_TEXT = "the [MASK] statement is used to leave a loop early ."
-_MASK = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
 DELTA_WARN = 0.05  # |delta| relative to the score change above this: use more steps
 
 
@@ -43,38 +47,14 @@ def text_targets(lens: Lens, names: list[str], text: str, mask_choice: int, word
     out = []
     for name in names:
         loaded = lens.load(name)
-        enc = encode_for_model(loaded.tokenizer, text, loaded.config.seq_len)
-        if not enc.mask_positions:
-            st.warning(f"{name}: no [MASK] within the first {loaded.config.seq_len} word pieces; nothing to explain.")
+        try:
+            p = predict_mask(loaded.model, loaded.tokenizer, text, mask_choice, word)
+        except BadInput as err:
+            st.warning(f"{name}: {err}.")
             continue
-        position = enc.mask_positions[min(mask_choice, len(enc.mask_positions) - 1)]
-        ids = torch.tensor([enc.input_ids], device=loaded.device)
-        with torch.inference_mode():
-            logits = loaded.model(input_ids=ids).logits[0, position].float()
-        probs = torch.softmax(logits, -1)
-        if word:
-            pieces = loaded.tokenizer.encode(word, add_special_tokens=False).ids
-            if len(pieces) != 1:
-                st.warning(
-                    f"{name}: '{word}' is {len(pieces)} word pieces in this vocabulary; pick a single-piece word."
-                )
-                continue
-            index = pieces[0]
-        else:
-            index = int(probs.argmax())
-        label = loaded.tokenizer.id_to_token(index) or str(index)
+        ids = tuple(p.input_ids)
         out.append(
-            Target(
-                name,
-                loaded.config.arch,
-                label,
-                index,
-                float(probs[index]),
-                tuple(enc.input_ids),
-                enc.tokens,
-                enc.n_real,
-                position,
-            )
+            Target(name, loaded.config.arch, p.token, p.token_id, p.probability, ids, p.tokens, p.n_real, p.position)
         )
     return out
 
@@ -85,20 +65,40 @@ def image_targets(lens: Lens, names: list[str], image: ImageInput, chosen_class:
     for name in names:
         loaded = lens.load(name)
         pixels = image.pixels_for(loaded.config)
-        with torch.inference_mode():
-            probs = torch.softmax(loaded.model(pixel_values=pixels.to(loaded.device)).logits[0].float(), -1)
-        index = int(probs.argmax()) if chosen_class is None else chosen_class
-        out.append(
-            Target(name, loaded.config.arch, f"class {index}", index, float(probs[index]), pixels=pixels.numpy())
-        )
+        result = classify_image(loaded.model, pixels)
+        index = result.predicted if chosen_class is None else chosen_class
+        probability = float(result.probabilities[index])
+        out.append(Target(name, loaded.config.arch, f"class {index}", index, probability, pixels=pixels.numpy()))
     return out
 
 
+@per_checkpoint(st.cache_resource, scope="session", max_entries=4, show_spinner="Preparing a private copy...")
+def _private(checkpoint: Checkpoint) -> torch.nn.Module:
+    """A copy of the model owned by this session (for methods that hook into a model while they run)."""
+    return copy.deepcopy(load(checkpoint).model)
+
+
+@per_checkpoint(max_entries=64, show_spinner="Computing attributions...")
+def attribute(
+    checkpoint: Checkpoint,
+    *,
+    target: int,
+    n_steps: int,
+    ids: tuple[int, ...] | None = None,
+    position: int | None = None,
+    pixels: np.ndarray | None = None,
+) -> list[Attribution]:
+    """Integrated Gradients and a second method for one prediction of ``checkpoint`` (cached per input)."""
+    model = _private(checkpoint)  # captum hooks into the model while it runs: never the shared one
+    if ids is not None:
+        return explain_mlm(model, torch.tensor(ids), position, target, n_steps=n_steps)
+    return explain_image(model, torch.from_numpy(pixels), target, n_steps=n_steps)
+
+
 def explain(lens: Lens, target: Target, n_steps: int) -> list[Attribution]:
-    path = lens.rows(selected_only=False).set_index("name").loc[target.name, "path"]
+    """The attributions of ``target`` (cached per checkpoint and input)."""
     return attribute(
-        target.name,
-        path,
+        lens.checkpoint(target.name),
         target=target.index,
         n_steps=n_steps,
         ids=target.ids,
@@ -158,8 +158,3 @@ def show(target: Target, results: list[Attribution]) -> pd.DataFrame:
             )
         widgets.chart(fig, key=f"attr-{target.name}-{r.method}")
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-
-
-def mask_count(text: str) -> int:
-    """How many [MASK] tokens the text has before any truncation ("[mask]" in any case, as the tokenizer reads it)."""
-    return len(_MASK.findall(text))

@@ -1,0 +1,43 @@
+"""How one model mixes tokens on one input, every architecture in one result: the report the dashboard's
+"W versus attention" page draws.
+
+- Transformer: attention per layer and head.
+- aMLP: its tiny attention, the static W and the input-dependent gate.
+- gMLP: the static W and the gate.
+- every model: the token-influence map ``||d h_i / d e_j||`` (``influence.token_influence``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import Tensor, nn
+
+from gmlp_core.analysis.attention import attention_maps, gate_maps, model_inputs
+from gmlp_core.analysis.influence import token_influence
+
+__all__ = ["MixingReport", "mixing_report"]
+
+
+@dataclass(frozen=True)
+class MixingReport:
+    """The token mixing of one model on one input, as float32 arrays."""
+
+    attentions: list[np.ndarray]  # per layer (heads, L, L); empty for gMLP
+    weights: list[np.ndarray]  # per layer (n, n); empty without spatial weights (Transformer)
+    gates: list[np.ndarray]  # per layer (L, gate_dim); empty without spatial weights
+    influence: np.ndarray  # (L, L): how much output i moves when input j moves
+
+
+def mixing_report(
+    model: nn.Module, input_ids: Tensor | None = None, pixel_values: Tensor | None = None
+) -> MixingReport:
+    """Attention, W, gates and token influence of ``model`` on one input (token ids ``(L,)`` or one image)."""
+    inputs = model_inputs(model, input_ids, pixel_values)
+    cfg = model.config
+    attentions = [a[0].float().cpu().numpy() for a in attention_maps(model, **inputs)] if cfg.arch != "gmlp" else []
+    gates = [g[0].float().cpu().numpy() for g in gate_maps(model, **inputs)] if cfg.has_spatial_weights else []
+    weights = [w.float().cpu().numpy() for w in model.spatial_weights()] if cfg.has_spatial_weights else []
+    influence = token_influence(model, **inputs).float().cpu().numpy()
+    return MixingReport(attentions, weights, gates, influence)
