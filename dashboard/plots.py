@@ -439,3 +439,58 @@ def gate(
     fig.update_xaxes(title=f"channel (first {z.shape[1]})")
     fig.update_layout(title=title, height=330)
     return fig
+
+
+def _metric_title(metric: str) -> str:
+    return "validation perplexity" if metric == "val_ppl" else "validation accuracy"
+
+
+def knockouts(df: pd.DataFrame) -> go.Figure:
+    """Bars: the held-out metric after knocking out each unit alone, with the unedited model as a line."""
+    metric = str(df["metric"].iloc[0])
+    fig = go.Figure(
+        go.Bar(
+            x=df["unit"],
+            y=df["value"],
+            marker_color=[
+                ARCH_COLORS.get("transformer") if k == "heads-off" else ARCH_COLORS.get("gmlp") for k in df["kind"]
+            ],
+            hovertemplate="%{x}<br>" + _metric_title(metric) + " %{y:.4g}<extra></extra>",
+        )
+    )
+    fig.add_hline(
+        y=float(df["unedited"].iloc[0]), line_dash="dash", annotation_text="unedited", annotation_position="top left"
+    )
+    fig.update_layout(height=380, xaxis_title="knocked out", yaxis_title=_metric_title(metric), margin=dict(t=30))
+    if metric == "val_ppl":
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def band_sweep(df: pd.DataFrame) -> go.Figure:
+    """One line per layer: the held-out metric with that layer's W cut to a band of width k."""
+    metric = str(df["metric"].iloc[0])
+    fig = go.Figure()
+    for i, (layer, group) in enumerate(df.groupby("layer")):
+        fig.add_trace(
+            go.Scatter(
+                x=group["k"],
+                y=group["value"],
+                mode="lines+markers",
+                name=f"layer {layer}",
+                line=dict(dash=DASHES[i % len(DASHES)]),
+                hovertemplate=f"layer {layer}, k %{{x}}<br>{_metric_title(metric)} %{{y:.4g}}<extra></extra>",
+            )
+        )
+    fig.add_hline(
+        y=float(df["unedited"].iloc[0]), line_dash="dash", annotation_text="unedited", annotation_position="top right"
+    )
+    fig.update_layout(
+        height=400,
+        xaxis_title="band width k (positions kept on each side of the diagonal)",
+        yaxis_title=_metric_title(metric),
+        margin=dict(t=30),
+    )
+    if metric == "val_ppl":
+        fig.update_yaxes(type="log")
+    return fig

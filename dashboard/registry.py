@@ -35,6 +35,7 @@ PAGES: tuple[Page, ...] = (
     Page("inference", "Live inference", ":material/bolt:", "Explore"),
     Page("spatial", "Spatial weights", ":material/grid_on:", "Explore"),
     Page("w_vs_attention", "W versus attention", ":material/compare:", "Explore"),
+    Page("interventions", "Interventions", ":material/content_cut:", "Explore"),
     Page("attributions", "Attributions", ":material/highlight:", "Explore"),
     Page("scaling", "Scaling", ":material/trending_down:", "Results"),
     Page("training", "Training", ":material/show_chart:", "Results"),

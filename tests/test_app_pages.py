@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from app_helpers import array, figure_titles, figures, start, texts
+from conftest import ZOO_ROOT
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -271,3 +272,39 @@ def test_attributions_for_an_image_class(app_root: Path) -> None:
     at.selectbox(key="attr-class").set_value(3).run()
     at.button(key="attr-run").click().run()
     assert any("class 3" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------------------------------------
+# Interventions
+
+
+def test_interventions_page_edits_a_copy_and_says_what_it_cost(app_root: Path) -> None:
+    at = start("interventions", {"models": "mlm-gmlp,mlm-transformer"})
+    assert at.selectbox(key="iv-model").value == "mlm-gmlp"
+    at.selectbox(key="iv-kind").set_value("zero").run()
+    before, after = (float(m.value) for m in at.metric)
+    assert after != before
+    if app_root == ZOO_ROOT:  # a trained gMLP relies on its W (the tiny root's models are random)
+        assert after > 2 * before, "knocking out every W costs perplexity"
+    assert "W set to 0" in texts(at) and "held-out masked tokens" in texts(at)
+    w_before, w_after = (array(t["z"]) for t in figures(at)[0].data)
+    assert np.abs(w_before).sum() > 0 and not np.abs(w_after).any(), "W before and after, side by side"
+    again = float(start("interventions", {"models": "mlm-gmlp"}).metric[0].value)
+    assert again == before, "the shared model was not changed by the edit"
+    at.selectbox(key="iv-kind").set_value("band").run()
+    at.slider(key="iv-k").set_value(2).run()
+    assert "band" in texts(at) and len(at.metric) == 2
+    at.selectbox(key="iv-model").set_value("mlm-transformer").run()
+    assert [o.split(":")[0] for o in at.selectbox(key="iv-kind").options] == ["heads-off", "uniform"]
+    at.toggle(key="iv-summary").set_value(True).run()
+    cfg = load_checkpoint(app_root / "mlm-transformer", device="cpu").config
+    bars = figures(at)[-1].data[0]
+    assert bars.type == "bar" and len(bars.x) == cfg.n_layers * cfg.n_heads, "one bar per head of every layer"
+
+
+def test_interventions_band_sweep_chart(app_root: Path) -> None:
+    at = start("interventions", {"models": "vision-gmlp"})
+    at.toggle(key="iv-summary").set_value(True).run()
+    kinds = [f.data[0].type for f in figures(at)]
+    assert "bar" in kinds and kinds.count("scatter") >= 1, kinds
+    assert "How local does W need to be?" in texts(at)
