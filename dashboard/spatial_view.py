@@ -31,7 +31,7 @@ def rows_as_filters(weights: np.ndarray, grid: int) -> np.ndarray:
 
 
 @st.fragment
-def snapshot_timeline(checkpoint: loaders.Checkpoint, layer: int) -> None:
+def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
     """A slider over the saved training steps showing layer ``layer``'s W and its middle row at that step."""
     name = checkpoint.name
     snaps = loaders.snapshots(checkpoint)
