@@ -140,9 +140,11 @@ async def _idle(page) -> None:  # noqa: ANN001
 
 
 async def _shown(page, models: list[str], want: dict[str, list[str]]) -> dict[str, list[str]]:  # noqa: ANN001
-    # The page may still be painting the last model's column: poll briefly for every expected line.
+    # The page may still be painting the last model's column, or (on a loaded machine) not have started the
+    # rerun when the status widget was first checked: poll up to 30 s for every expected line. A wrong answer
+    # (another session's) never turns into the expected one, so it still fails.
     found: dict[str, list[str]] = {}
-    for _ in range(40):
+    for _ in range(300):
         text = await page.locator('[data-testid="stMain"]').inner_text()
         found = {m.group("model"): tokens_of(m.group("top")) for m in TOP_LINE.finditer(text)}
         if all(found.get(n) == want[n] for n in models):
