@@ -56,7 +56,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-every", type=int, default=50, help="W snapshot interval (0: none)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:1")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="stored weights")
-    _precision_arg(p, "auto", "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with AMX")
+    _precision_arg(
+        p,
+        "auto",
+        "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX)",
+    )
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--no-progress", action="store_true")
 

@@ -6,12 +6,11 @@ Two facts matter to this project:
   but oneDNN and MKL choose their own from the CPU's flags (AVX-512 BF16, AMX, ...). Two machines that report
   the same capability can therefore sum float32 in another order, so a number reproduces bit for bit only on
   the same machine kind; ``cpu_description()`` records enough to tell kinds apart.
-- **Whether bfloat16 is fast.** With AMX tiles a CPU multiplies bf16 matrices several times faster than
-  float32 (a 1024^3 matmul: 309 -> 1,106 GFLOP/s, as reported in the bf16 issue). AVX-512 BF16 alone speeds up
-  large GEMMs only: the zoo's gMLP trained 1.25x *slower* under bf16 autocast on such a CPU (AMD EPYC, 211 s
-  against 169 s for 2,000 steps), because its matrices are small and autocast casts every weight each step.
-  ``resolve_precision("auto", device)`` therefore picks bf16 on CUDA and on CPUs with AMX, fp32 elsewhere;
-  ``--precision bf16`` forces it anywhere.
+- **Whether bfloat16 is fast.** A CPU with native bf16 instructions (AVX-512 BF16, or AMX tiles) multiplies
+  bf16 matrices several times faster than float32: on an AMD EPYC with AVX-512 BF16 (no AMX) a 1024^3 matmul
+  ran at 982 GFLOP/s in bf16 against 224 in fp32, and the zoo's MLM training steps ran 1.4-1.8x faster under
+  bf16 autocast (benchmarks/README.md). Without native bf16, oneDNN emulates it and gains nothing.
+  ``resolve_precision("auto", device)`` picks bf16 exactly there (and on CUDA), fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -52,11 +51,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 autocast speeds up training on ``device``: CUDA with bf16 support, or a CPU with AMX tiles
-    (detected by torch's build, not guessed from the model name; see the module docstring for AVX-512 BF16)."""
+    """Whether bf16 autocast speeds up training on ``device``: CUDA with bf16 support, or a CPU with native
+    bf16 (AVX-512 BF16 or AMX tiles, as torch's build detects them; never guessed from the model name)."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(torch.cpu._is_amx_tile_supported())
+    cpu = torch.cpu
+    return device.type == "cpu" and bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -56,7 +56,7 @@ class TrainConfig:
     device: str = "auto"
     resume: bool = False
     dtype: str = "float32"  # storage dtype of the final checkpoint: float32 | float16 | bfloat16
-    # Forward-pass precision: auto (bf16 autocast on CUDA and on CPUs with AMX, else fp32) | fp32 | bf16.
+    # Forward-pass precision: auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16.
     # Weights, gradients and optimizer state are float32 in every case; validation runs in fp32.
     precision: str = "auto"
     progress: bool = True
