@@ -138,4 +138,4 @@ def meaning(run: Run) -> str:
         "shuffle": " A large cost says positions matter: W's weights are tied to the offsets they were learned at.",
         "transpose": " A large cost says the direction of mixing matters (left context and right context differ).",
     }
-    return f"**{what}**, in {layers}: {size}. {verdict}{hints.get(run.kind, '')}"
+    return f"**{what[0].upper()}{what[1:]}**, in {layers}: {size}. {verdict}{hints.get(run.kind, '')}"

@@ -462,8 +462,6 @@ def knockouts(df: pd.DataFrame) -> go.Figure:
         y=float(df["unedited"].iloc[0]), line_dash="dash", annotation_text="unedited", annotation_position="top left"
     )
     fig.update_layout(height=380, xaxis_title="knocked out", yaxis_title=_metric_title(metric), margin=dict(t=30))
-    if metric == "val_ppl":
-        fig.update_yaxes(type="log")
     return fig
 
 
@@ -491,6 +489,4 @@ def band_sweep(df: pd.DataFrame) -> go.Figure:
         yaxis_title=_metric_title(metric),
         margin=dict(t=30),
     )
-    if metric == "val_ppl":
-        fig.update_yaxes(type="log")
     return fig

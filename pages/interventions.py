@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
-from gmlp_core.analysis.interventions import kinds_for
+from gmlp_core.analysis.interventions import W_KINDS, kinds_for
 
 lens = context.current()
 st.title("Interventions")
@@ -44,7 +44,8 @@ if not layers:
     st.stop()
 
 with widgets.guard("Interventions"):
-    show = layers[0] if len(layers) == 1 else st.select_slider("Show W of layer", layers, key="iv-show")
+    edits_w = kind in W_KINDS
+    show = layers[0] if len(layers) == 1 or not edits_w else st.select_slider("Show W of layer", layers, key="iv-show")
     result = run(checkpoint, kind, tuple(layers), k, heads, sentence or None, show)
     before, after = st.columns(2)
     label = metric_label(result.metric)

@@ -20,7 +20,7 @@ pytestmark = [
 ]
 
 # Pages whose first view draws at least one plotly chart (the others draw charts after a click).
-CHART_PAGES = {"inference", "spatial", "scaling", "training"}
+CHART_PAGES = {"inference", "spatial", "interventions", "scaling", "training"}
 
 
 @pytest.fixture(scope="module")
