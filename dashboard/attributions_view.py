@@ -18,7 +18,7 @@ from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
-from dashboard.style import arch_label
+from dashboard.style import arch_label, escape_markdown
 from gmlp_core.analysis.attribution import Attribution, explain_image, explain_mlm
 from gmlp_core.inference import BadInput, classify_image, predict_mask
 
@@ -50,7 +50,7 @@ def text_targets(lens: Lens, names: list[str], text: str, mask_choice: int, word
         try:
             p = predict_mask(loaded.model, loaded.tokenizer, text, mask_choice, word)
         except BadInput as err:
-            st.warning(f"{name}: {err}.")
+            st.warning(f"{escape_markdown(name)}: {escape_markdown(err)}.")
             continue
         ids = tuple(p.input_ids)
         out.append(
@@ -109,7 +109,7 @@ def explain(lens: Lens, target: Target, n_steps: int) -> list[Attribution]:
 
 def show(target: Target, results: list[Attribution]) -> pd.DataFrame:
     """One model's panel: the explained prediction, each method's scores, and the convergence delta."""
-    st.markdown(f"**{target.name}** ({arch_label(target.arch)})")
+    st.markdown(f"**{escape_markdown(target.name)}** ({arch_label(target.arch)})")
     # a code span shows any token literally (quotes, ##pieces, markdown characters)
     st.caption(f"explaining `` {target.label} `` (p = {target.probability:.1%})")
     rows = []

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.paths import display_path, is_within
+from dashboard.paths import display_path, is_within, links_leaving
 from gmlp_core.checkpoints import (
     CONFIG_NAME,
     PICKLE_SUFFIXES,
@@ -98,7 +98,9 @@ def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
                 found.append(Candidate(name, path, refused=f"{name}: cannot be listed ({err})"))
                 continue
             if _looks_like_checkpoint(names):
-                found.append(Candidate(name, path))
+                outside = links_leaving(path, root)
+                refused = f"{name}: {', '.join(outside)} link(s) outside the root; not opened" if outside else None
+                found.append(Candidate(name, path, refused=refused))
             elif depth < max_depth:
                 walk(path, depth + 1)
 

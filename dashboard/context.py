@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
+from dashboard.style import escape_markdown
 from gmlp_core.zoo import MAIN_COMPARISON
 
 # The zoo's main comparison, selected when the URL names no models.
@@ -88,9 +89,9 @@ def setup(argv: Sequence[str]) -> Lens:
     try:
         folder = resolve_within(root, st.session_state["folder"])
         if not folder.is_dir():
-            raise PathRefused(f"{st.session_state['folder']!r} is not a folder under {root}")
-    except PathRefused as err:
-        sb.error(f"{err}. Showing the root instead.")
+            raise PathRefused(f"{st.session_state['folder'][:200]!r} is not a folder under {root}")
+    except (PathRefused, OSError) as err:
+        sb.error(f"{escape_markdown(err)}. Showing the root instead.")
         folder = root
     zoo = loaders.zoo_table(folder) if folder.is_dir() else zoo_frame([])
     ok = zoo.loc[zoo["status"] == "ok", "name"].tolist() if not zoo.empty else []

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from dashboard import loaders
+from dashboard.style import escape_markdown
 from gmlp_core.data.images import BadImage, load_image, to_pixel_values
 from gmlp_core.models import ModelConfig
 
@@ -64,7 +65,7 @@ def pick_image(key: str) -> ImageInput | None:
         try:
             image = load_image(upload.getvalue())
         except BadImage as err:
-            st.error(f"{upload.name}: {err}")
+            st.error(f"{escape_markdown(upload.name)}: {escape_markdown(err)}")
             return None
         return ImageInput(image, f"{upload.name} ({image.width} x {image.height}, {image.mode})")
     return ImageInput(draw_grid(key), "your drawing")

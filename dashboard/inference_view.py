@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
-from dashboard.style import ARCH_COLORS, arch_label
+from dashboard.style import ARCH_COLORS, arch_label, escape_markdown
 from gmlp_core.inference import FillMaskResult, classify_image, fill_mask
 
 EXAMPLES = [
@@ -27,17 +25,12 @@ EXAMPLES = [
         "this long sentence does the [MASK] appear."
     ),
 ]
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")
 
 
 def top_line(group: pd.DataFrame) -> str:
     """ "tok (12.3%), tok (4.5%), ...": one [MASK]'s top-k as plain text, best first."""
     ranked = group.sort_values("rank")
     return ", ".join(f"{t} ({p:.1%})" for t, p in zip(ranked["token"], ranked["probability"], strict=True))
-
-
-def _escape(text: str) -> str:
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
 def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.DataFrame:
@@ -48,7 +41,7 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
         with col, widgets.guard(name):
             loaded = lens.load(name)
             result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
-            st.subheader(f"{name}")
+            st.subheader(escape_markdown(name))
             st.caption(f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms")
             _length_notice(result, loaded.config.seq_len)
             table = result.table
@@ -61,7 +54,7 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
                     color=ARCH_COLORS.get(loaded.config.arch),
                 )
                 widgets.chart(fig, key=f"fill-{name}-{mask_index}")
-                st.caption(_escape(f"{name} · [MASK] #{mask_index + 1} top {len(group)}: {top_line(group)}"))
+                st.caption(escape_markdown(f"{name} · [MASK] #{mask_index + 1} top {len(group)}: {top_line(group)}"))
             tables.append(table.assign(model=name, arch=loaded.config.arch, latency_ms=result.latency_ms))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 

@@ -24,6 +24,7 @@ import torch
 from dashboard.catalog import Candidate, find_checkpoints, inspect_checkpoint, signature, zoo_frame
 from dashboard.paths import is_within
 from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_config, resolve_device
+from gmlp_core.limits import Limits
 from gmlp_core.models import LensModel, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -127,14 +128,20 @@ def metrics_log(checkpoint: Checkpoint) -> pd.DataFrame:
     """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent."""
     file = Path(checkpoint.path) / "metrics.jsonl"
     rows = []
-    if file.is_file():
-        for i, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+    max_mb = Limits.from_env().max_log_mb
+    if file.is_file() and file.stat().st_size > max_mb * 2**20:
+        log.warning("%s is over %g MB; not read", file, max_mb)
+    elif file.is_file():
+        for i, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
                 log.warning("%s line %d is not JSON; skipped", file, i)
+                continue
+            if isinstance(row, dict):  # a log row is an object of numbers; anything else is skipped
+                rows.append(row)
     return pd.DataFrame(rows)
 
 

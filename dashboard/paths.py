@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from gmlp_core.zoo import DEFAULT_ROOT
 
 ROOT_ENV = "GMLP_LENS_ROOT"
+MAX_FOLDER_CHARS = 1024  # a sub-folder typed in the sidebar or given in the URL
 
 
 class PathRefused(ValueError):
@@ -47,6 +48,8 @@ def resolve_within(root: Path, relative: str) -> Path:
         return root
     if "\x00" in text:
         raise PathRefused("the folder name contains a NUL byte")
+    if len(text) > MAX_FOLDER_CHARS or any(len(part) > 255 for part in text.replace("\\", "/").split("/")):
+        raise PathRefused(f"the folder name is too long ({len(text):,} characters; at most {MAX_FOLDER_CHARS})")
     pure = PurePosixPath(text.replace("\\", "/"))
     if pure.is_absolute() or text.startswith("~") or (len(text) > 1 and text[1] == ":"):
         raise PathRefused(
@@ -55,7 +58,10 @@ def resolve_within(root: Path, relative: str) -> Path:
         )
     if ".." in pure.parts:
         raise PathRefused(f"{text!r} contains '..'; only folders inside the checkpoint root ({root}) can be opened")
-    target = (root / pure).resolve()
+    try:
+        target = (root / pure).resolve()
+    except (OSError, RuntimeError) as err:
+        raise PathRefused(f"the folder cannot be opened ({err.strerror or err})") from err
     if not is_within(target, root):
         raise PathRefused(f"{text!r} is a link that leads outside the checkpoint root ({root}); it is not opened")
     return target
@@ -76,3 +82,15 @@ def display_path(path: Path, root: Path) -> str:
     except ValueError:
         return str(path)
     return str(rel) if str(rel) != "." else "."
+
+
+def links_leaving(folder: Path, root: Path) -> list[str]:
+    """The names of files in ``folder`` that are links resolving outside ``root`` (none may be read)."""
+    out = []
+    try:
+        for entry in os.scandir(folder):
+            if entry.is_symlink() and not is_within(Path(entry.path), root):
+                out.append(entry.name)
+    except OSError:
+        return out
+    return sorted(out)

@@ -306,6 +306,12 @@ def curves(
     models of one architecture apart."""
     fig = go.Figure()
     seen: dict[str, int] = {}
+    if y not in df or x not in df:  # a log written without this metric (e.g. no validation)
+        fig.add_annotation(
+            text=f"no {y.replace('_', ' ')} in these logs", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
+        fig.update_layout(title=title, height=420)
+        return fig
     for name, g in df.groupby(group, sort=False):
         g = g.dropna(subset=[y]).sort_values(x)
         if g.empty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -50,3 +51,14 @@ def apply() -> None:
 
 def arch_label(arch: str) -> str:
     return ARCH_LABELS.get(arch, arch)
+
+
+# Every ASCII punctuation mark CommonMark lets a backslash escape, plus Streamlit's own ($ for LaTeX,
+# : for :color[...] directives): text from a URL, a file name or a config is shown as text, never as markup
+# (no image fetched, no link drawn).
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\\[-`{-~])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` with every markdown-active character backslash-escaped, for ``st.markdown``/``st.error``."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))

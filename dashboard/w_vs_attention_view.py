@@ -13,7 +13,7 @@ from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
-from dashboard.style import arch_label
+from dashboard.style import arch_label, escape_markdown
 from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
 
@@ -95,7 +95,7 @@ def show_model(p: Prepared, data: MixingReport, layer: int) -> None:
     k, labels = p.n_show, p.labels
     n_layers = max(len(data.attentions), len(data.weights))
     layer = min(layer, n_layers - 1)
-    st.markdown(f"#### {arch_label(p.arch)} · {p.name} · layer {layer}")
+    st.markdown(f"#### {arch_label(p.arch)} · {escape_markdown(p.name)} · layer {layer}")
     if p.arch == "transformer":
         heads = data.attentions[layer]
         fig = plots.matrix_grid(

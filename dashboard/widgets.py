@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.style import template
+from dashboard.style import escape_markdown, template
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.data.images import BadImage
 from gmlp_core.inference import BadInput
@@ -86,7 +86,13 @@ def guard(label: str) -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as err:
-        st.error(f"{label}: {err}")
-    except Exception as err:  # a bug must not take the page down for everyone
+        st.error(f"{label}: {escape_markdown(err)}")
+    except BaseException as err:  # a bug must not take the page down for everyone
+        # Streamlit's own control flow (st.stop, reruns) and interpreter exits pass through; a Rust panic in
+        # tokenizers (PanicException, a BaseException) is caught like any bug.
+        if not isinstance(err, Exception) and type(err).__name__ != "PanicException":
+            raise
         log.exception("unexpected error in %s", label)
-        st.error(f"{label}: unexpected error ({type(err).__name__}: {err}). The server log has the details.")
+        st.error(
+            f"{label}: unexpected error ({type(err).__name__}: {escape_markdown(err)}). The server log has the details."
+        )

@@ -46,6 +46,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the schedule assumes --steps")
     p.add_argument("--out", default=None, help="output checkpoint folder (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state")
+    p.add_argument("--overwrite", action="store_true", help="replace a different model already in OUT")
     p.add_argument("--batch-size", type=int, default=32, help="per-process batch (global = processes x this)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -86,6 +87,7 @@ def _train_run(a: argparse.Namespace) -> int:
         snapshot_every=a.snapshot_every,
         device=a.device,
         resume=a.resume,
+        overwrite=a.overwrite,
         dtype=a.dtype,
         precision=a.precision,
         progress=not a.no_progress and sys.stderr.isatty(),

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
+from dashboard.style import escape_markdown
 from gmlp_core.analysis.interventions import W_KINDS, kinds_for
 
 lens = context.current()
@@ -22,7 +23,7 @@ checkpoint = lens.checkpoint(name)
 cfg = checkpoint.config
 kinds = kinds_for(cfg)
 if not kinds:
-    st.info(f"{name} has no token mixing to edit (identity gating).")
+    st.info(f"{escape_markdown(name)} has no token mixing to edit (identity gating).")
     st.stop()
 kind = right.selectbox("Intervention", kinds, format_func=lambda k: f"{k}: {EXPLAIN[k]}", key="iv-kind")
 layer_pick, param_pick = st.columns([3, 2])

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import context, widgets
 from dashboard.overview_view import ZOO_COLUMN_CONFIG, display_zoo, preset_selections
+from dashboard.style import escape_markdown
 
 lens = context.current()
 st.title("gMLP Lens")
@@ -39,4 +40,4 @@ if not bad.empty:
     st.subheader("Unreadable checkpoints")
     st.caption("These are listed, never loaded: the rest of the app works without them.")
     for _, row in bad.iterrows():
-        st.error(f"**{row['name']}** ({row['status']}): {row['error']}")
+        st.error(f"**{escape_markdown(row['name'])}** ({row['status']}): {escape_markdown(row['error'])}")

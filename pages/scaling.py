@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.scaling_view import ablation, paper_points, sweep_sources, sweep_table
+from dashboard.style import escape_markdown
 from gmlp_core.reference import paper_results
 from gmlp_core.scaling import fit_power_law, power_law_curve
 
@@ -26,7 +27,9 @@ else:
     archs = c2.multiselect("Architectures", sorted(df["arch"].unique()), default=sorted(df["arch"].unique()))
     y = c3.radio("Measure", ["val_ppl", "val_loss"], key="scaling-y")
     df = df[df["arch"].isin(archs)]
-    st.caption(f"{len(df)} runs; device {', '.join(map(str, df['device'].dropna().unique())) or 'unknown'}.")
+    st.caption(
+        f"{len(df)} runs; device {escape_markdown(', '.join(map(str, df['device'].dropna().unique())) or 'unknown')}."
+    )
     overlay = st.toggle("Overlay the paper's published MLM figures (a very different setup)", key="scaling-paper")
     offset = st.toggle(
         "Fit with an irreducible loss c",

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
+from dashboard.style import escape_markdown
 from dashboard.training_view import METRIC_HELP, training_logs
 
 lens = context.current()
@@ -21,7 +22,7 @@ if logs.empty:
 
 missing = sorted(set(names) - set(logs["name"]))
 if missing:
-    st.info(f"No training log for: {', '.join(missing)}")
+    st.info(f"No training log for: {escape_markdown(', '.join(missing))}")
 x = st.radio("Horizontal axis", ["step", "elapsed_s"], horizontal=True, key="train-x")
 metrics = [m for m in METRIC_HELP if m in logs.columns and logs[m].notna().any()]
 left, right = st.columns(2)

@@ -237,3 +237,20 @@ def test_checkpoint_files_are_readable_by_other_users(tmp_path: Path) -> None:
         os.umask(old)
     for path in folder.iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
+def test_training_into_a_folder_with_another_model_needs_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = str(tmp_path / "run")
+    common = ["--steps", "2", "--eval-every", "2", "--out", out, "--no-progress", "--device", "cpu"]
+    assert main(["train", "--preset", "gmlp-tiny-mlm", "--set", "vocab_size=300", *common]) == 0
+    assert (tmp_path / "run" / "tokenizer.json").exists()
+    capsys.readouterr()
+    assert main(["train", "--preset", "gmlp-tiny-vision", *common]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert read_config(tmp_path / "run").task == "mlm", "the old model is untouched"
+    assert main(["train", "--preset", "gmlp-tiny-mlm", "--set", "vocab_size=300", *common]) == 0, "same model again"
+    assert main(["train", "--preset", "gmlp-tiny-vision", *common, "--overwrite"]) == 0
+    assert read_config(tmp_path / "run").task == "vision"
+    assert not (tmp_path / "run" / "tokenizer.json").exists(), "no stale tokenizer from the old model"

@@ -21,7 +21,14 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from gmlp_core.checkpoints import CheckpointError, load_checkpoint, resolve_device, save_checkpoint, write_json_atomic
+from gmlp_core.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    read_config,
+    resolve_device,
+    save_checkpoint,
+    write_json_atomic,
+)
 from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
 from gmlp_core.models import LensModel, build_model, preset
 from gmlp_core.train.data import build_task_data
@@ -55,6 +62,7 @@ class TrainConfig:
     snapshot_every: int = 50
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False  # replace a different model already in ``out`` (refused otherwise)
     dtype: str = "float32"  # storage dtype of the final checkpoint: float32 | float16 | bfloat16
     # Forward-pass precision: auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16.
     # Weights, gradients and optimizer state are float32 in every case; validation runs in fp32.
@@ -103,6 +111,40 @@ def _param_groups(model: LensModel, weight_decay: float) -> list[dict[str, Any]]
     for name, p in model.named_parameters():
         (decay if p.dim() >= 2 and not name.startswith("embed.") else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+CHECKPOINT_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "metrics.json",
+    METRICS_LOG,
+    "spatial_snapshots.safetensors",
+)
+
+
+def _check_output(out: Path, model_cfg: Any, cfg: TrainConfig) -> None:
+    """Refuse to train over a different model in ``out`` unless ``overwrite``; with it, clear the old files
+    first (a vision model must not inherit a text model's tokenizer.json)."""
+    if cfg.resume or not (out / "config.json").exists():
+        return
+    ours = {k: v for k, v in model_cfg.to_dict().items() if k != "extra"}
+    try:
+        theirs = {k: v for k, v in read_config(out).to_dict().items() if k != "extra"}
+    except CheckpointError:
+        theirs = None
+    if theirs == ours:
+        return  # the same model again (e.g. rebuilding a zoo entry): its files are replaced as they are written
+    if not cfg.overwrite:
+        what = (
+            "an unreadable checkpoint"
+            if theirs is None
+            else f"another model ({theirs['arch']} {theirs['task']}, {theirs['n_layers']} layers, d_model {theirs['d_model']})"
+        )
+        raise ValueError(f"{out} already holds {what}; pass --overwrite to replace it, or choose another --out")
+    for name in CHECKPOINT_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
 
 
 def _preflight(out: Path, params: int) -> None:
@@ -253,6 +295,7 @@ def _setup(cfg: TrainConfig) -> _Run:
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
     if rank == 0:
+        _check_output(out, model_cfg, cfg)
         _preflight(out, sum(p.numel() for p in model.parameters()))
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     return _Run(cfg, rank, world, device, out, data, model, opt)

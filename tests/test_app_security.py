@@ -1,0 +1,107 @@
+"""Hostile links, URLs, files and logs against the dashboard: shown as text, refused, never a crashed page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from app_helpers import start, texts
+
+from dashboard import widgets
+from dashboard.catalog import find_checkpoints, inspect_checkpoint
+from dashboard.style import escape_markdown
+
+pytestmark = pytest.mark.timeout(300)
+
+PAYLOADS = [
+    "![t](http://127.0.0.1:9/track.png)",
+    "[Click to re-login](http://127.0.0.1:9/login)",
+    "<img src=x onerror=alert(1)>",
+    "$\\href{http://x}{y}$ :red[alarm] **bold** `code`",
+]
+
+
+def _copy(lens_root: Path, tmp_path: Path, names: tuple[str, ...] = ("mlm-gmlp",)) -> Path:
+    root = tmp_path / "root"
+    for name in names:
+        shutil.copytree(lens_root / name, root / name)
+    return root
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_escaped_text_has_no_markup_left(payload: str) -> None:
+    escaped = escape_markdown(payload)
+    # every markdown-active character is preceded by a backslash, so no image, link, HTML or LaTeX remains
+    for i, ch in enumerate(escaped):
+        if ch in "![]()<>`*_$:\\" and (i == 0 or escaped[i - 1] != "\\"):
+            assert ch == "\\" and i + 1 < len(escaped), (payload, escaped, i)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_shared_link_cannot_inject_markup(lens_root: Path, monkeypatch: pytest.MonkeyPatch, payload: str) -> None:
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    at = start("overview", {"folder": payload})
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "Showing the root instead" in errors
+    assert "](" not in errors and "![" not in errors, errors  # the payload is escaped text, not markdown
+
+
+def test_a_very_long_folder_name_gets_a_message(lens_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    for folder in ("a" * 300, "b/" * 600):
+        at = start("overview", {"folder": folder})
+        assert "too long" in " ".join(e.value for e in at.sidebar.error)
+        assert not at.exception and len(at.dataframe[0].value) > 0, "the root is still served"
+
+
+@pytest.mark.parametrize(
+    "name", ["metrics.jsonl", "metrics.json", "model.safetensors", "config.json", "tokenizer.json"]
+)
+def test_files_linked_out_of_the_root_are_never_read(lens_root: Path, tmp_path: Path, name: str) -> None:
+    root = _copy(lens_root, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / name
+    secret.write_bytes((root / "mlm-gmlp" / name).read_bytes() if (root / "mlm-gmlp" / name).exists() else b"{}")
+    (root / "mlm-gmlp" / name).unlink(missing_ok=True)
+    (root / "mlm-gmlp" / name).symlink_to(secret)
+    [candidate] = find_checkpoints(root)
+    row = inspect_checkpoint(candidate)
+    assert row["status"] == "refused" and name in row["error"]
+
+
+def test_training_page_without_validation_rows(
+    lens_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _copy(lens_root, tmp_path)
+    rows = [{"step": s, "loss": 3.0 - s / 100, "lr": 1e-3} for s in range(0, 60, 10)]
+    (root / "mlm-gmlp" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "[1, 2]\n")
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
+    at = start("training", {"models": "mlm-gmlp"})
+    assert "no val loss in these logs" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
+
+
+def test_guard_survives_a_tokenizer_panic_but_not_an_exit() -> None:
+    class PanicException(BaseException):  # what tokenizers raises from a Rust panic
+        pass
+
+    with widgets.guard("Fill-mask"):
+        raise PanicException("regex backtrack limit")
+    with pytest.raises(SystemExit), widgets.guard("Fill-mask"):
+        raise SystemExit(1)
+
+
+def test_overview_escapes_a_hostile_checkpoint_name(
+    lens_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    hostile = root / "![t](track.png) [x](y)"
+    hostile.mkdir()
+    (hostile / "config.json").write_text("{not json")
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
+    at = start("overview")
+    shown = texts(at)
+    assert "track" in shown and "![t](track.png)" not in shown
