@@ -40,6 +40,24 @@ def _symmetric(z: np.ndarray) -> float:
     return m if m > 0 else 1.0
 
 
+MAX_SIDE = 256  # cells per side drawn in a heatmap
+
+
+def pool_blocks(z: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, int]:
+    """``z`` averaged over f x f blocks, f the smallest factor that fits ``max_side`` (1: unchanged)."""
+    factor = math.ceil(max(z.shape) / max_side) if z.size else 1
+    if factor <= 1:
+        return z, 1
+    r, c = math.ceil(z.shape[0] / factor), math.ceil(z.shape[1] / factor)
+    padded = np.full((r * factor, c * factor), np.nan)
+    padded[: z.shape[0], : z.shape[1]] = z
+    return np.nanmean(padded.reshape(r, factor, c, factor), axis=(1, 3)), factor
+
+
+def _block_labels(count: int, factor: int) -> list[str]:
+    return [f"{i * factor}-{(i + 1) * factor - 1} (block mean)" for i in range(count)]
+
+
 def matrix_trace(
     z: np.ndarray,
     tokens: Sequence[str] | None = None,
@@ -50,9 +68,16 @@ def matrix_trace(
     showscale: bool = True,
     colorbar_x: float | None = None,
 ) -> go.Heatmap:
-    """A heatmap of an (n, m) matrix: row = output position i, column = input position j."""
+    """A heatmap of an (n, m) matrix: row = output position i, column = input position j.
+
+    Beyond ``MAX_SIDE`` positions the matrix is drawn as block means (hover names each block's positions), so
+    a long sequence never sends millions of cells to the browser."""
     z = np.asarray(z, dtype=float)
-    rows, cols = _labels(z.shape[0], tokens), _labels(z.shape[1], tokens)
+    z, factor = pool_blocks(z)
+    if factor > 1:
+        rows, cols = _block_labels(z.shape[0], factor), _block_labels(z.shape[1], factor)
+    else:
+        rows, cols = _labels(z.shape[0], tokens), _labels(z.shape[1], tokens)
     custom = np.empty(z.shape + (2,), dtype=object)
     custom[..., 0] = np.array(rows, dtype=object)[:, None]
     custom[..., 1] = np.array(cols, dtype=object)[None, :]
@@ -62,6 +87,8 @@ def matrix_trace(
         kwargs |= dict(zmin=0.0, zmax=zmax)
     return go.Heatmap(
         z=z,
+        x=np.arange(z.shape[1]) * factor if factor > 1 else None,  # axes stay in positions
+        y=np.arange(z.shape[0]) * factor if factor > 1 else None,
         customdata=custom,
         hovertemplate=f"output %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{value} = %{{z:.4f}}<extra></extra>",
         showscale=showscale,

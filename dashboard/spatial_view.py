@@ -3,6 +3,8 @@ training-snapshot timeline of W (a fragment: moving its slider reruns only this 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -58,3 +60,8 @@ def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
         fig = plots.curves_over_steps(profiles, steps, step, middle)
         widgets.chart(fig, key=f"snap-profile-{name}")
     st.caption(f"{len(steps)} snapshots from step {steps[0]} to {steps[-1]}. The darker line is the selected step.")
+
+
+def filter_stride(grid: int, max_per_side: int = 8) -> int:
+    """Every how many pixels a filter is drawn: every other one, more sparsely on large grids (<= 64 panels)."""
+    return max(2, math.ceil(grid / max_per_side))

@@ -12,7 +12,7 @@ raised for a bigger machine with environment variables, e.g. ``GMLP_LENS_MAX_MEM
 | --- | ---: | --- |
 | estimated memory: fp32 parameters + buffers + the n x n work of the analyses | 8 GB | ``GMLP_LENS_MAX_MEMORY_GB`` |
 | layers | 512 | ``GMLP_LENS_MAX_LAYERS`` |
-| sequence length n | 4096 | ``GMLP_LENS_MAX_SEQ_LEN`` |
+| sequence length n | 2048 | ``GMLP_LENS_MAX_SEQ_LEN`` |
 | any width (d_model, d_ffn, attn_dim, vocab, classes, image side) | 1,000,000 | ``GMLP_LENS_MAX_WIDTH`` |
 | config.json / metrics.json / a metrics.jsonl | 1 MB / 1 MB / 32 MB | ``GMLP_LENS_MAX_JSON_MB``, ``GMLP_LENS_MAX_LOG_MB`` |
 | tokenizer.json | 32 MB | ``GMLP_LENS_MAX_TOKENIZER_MB`` |
@@ -38,7 +38,7 @@ class LimitError(ValueError):
 class Limits:
     max_memory_gb: float = 8.0
     max_layers: int = 512
-    max_seq_len: int = 4096
+    max_seq_len: int = 2048
     max_width: int = 1_000_000
     max_json_mb: float = 1.0
     max_log_mb: float = 32.0

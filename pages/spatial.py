@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
-from dashboard.spatial_view import profile_matrix, rows_as_filters, snapshot_timeline, spatial
+from dashboard.spatial_view import filter_stride, profile_matrix, rows_as_filters, snapshot_timeline, spatial
 
 lens = context.current()
 st.title("Spatial weights W")
@@ -51,8 +51,11 @@ if data.grid is not None:
     grid = data.grid
     st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
     st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
-    every = st.toggle("Show every position", value=False, key="spatial-all") or grid <= 4
-    positions = [p for p in range(n) if every or ((p // grid) % 2 == 0 and (p % grid) % 2 == 0)]
+    every = grid <= 4 or (grid <= 8 and st.toggle("Show every position", value=False, key="spatial-all"))
+    stride = 1 if every else filter_stride(grid)
+    if stride > 2:
+        st.caption(f"Every {stride}th pixel in each direction, so that at most 64 filters are drawn.")
+    positions = [p for p in range(n) if (p // grid) % stride == 0 and (p % grid) % stride == 0]
     filters = rows_as_filters(data.weights[layer], grid)
     titles = [f"pixel ({p // grid}, {p % grid})" for p in positions]
     widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=min(8, grid)), key="spatial-filters")

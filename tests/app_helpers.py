@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,12 @@ def texts(at: AppTest) -> str:
     parts = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
         parts.extend(str(el.value) for el in getattr(at, kind))
-    return "\n".join(parts)
+    return unescape("\n".join(parts))
+
+
+def unescape(text: str) -> str:
+    """Markdown source as a reader sees it: backslash escapes (``escape_markdown``) removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
 
 
 def array(value: object) -> np.ndarray:

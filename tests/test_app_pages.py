@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_helpers import array, figure_titles, figures, start, texts
+from app_helpers import array, figure_titles, figures, start, texts, unescape
 from conftest import ZOO_ROOT
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -88,7 +88,7 @@ def test_bad_text_gets_a_message_not_a_traceback(lens_root: Path, monkeypatch, t
     at.text_area(key="fill-text").set_value(text).run()
     assert not at.exception
     if kind is not None:
-        shown = " ".join(el.value for el in getattr(at, kind))
+        shown = unescape(" ".join(el.value for el in getattr(at, kind)))
         assert fragment in shown, shown
     # and the app keeps serving: a good input works right after
     at.text_area(key="fill-text").set_value("the [MASK] is here").run()

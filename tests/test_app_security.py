@@ -105,3 +105,29 @@ def test_overview_escapes_a_hostile_checkpoint_name(
     at = start("overview")
     shown = texts(at)
     assert "track" in shown and "![t](track.png)" not in shown
+
+
+def test_a_long_sequence_is_drawn_as_block_means(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The largest n the limits allow reaches the Spatial weights page without sending n x n cells."""
+    import torch
+
+    from dashboard.plots import MAX_SIDE, pool_blocks
+    from gmlp_core import build_model, preset, save_checkpoint
+    from gmlp_core.limits import Limits
+
+    z = torch.arange(20.0).reshape(4, 5).numpy()
+    pooled, factor = pool_blocks(z, max_side=2)
+    assert factor == 3 and pooled.shape == (2, 2) and pooled[0, 0] == z[:3, :3].mean()
+    n = Limits().max_seq_len
+    cfg = preset("gmlp-tiny-vision", image_size=int(n**0.5), patch_size=1, d_model=4, d_ffn=8, n_layers=1)
+    assert n - 2 * n**0.5 < cfg.seq_len <= n  # the largest square grid within the limit
+    save_checkpoint(build_model(cfg), tmp_path / "root" / "long", dtype=torch.float16)
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(tmp_path / "root"))
+    at = start("spatial", {"models": "long"})
+    sides = [
+        len(t["z"]) if isinstance(t["z"], list) else int(str(t["z"]["shape"]).split(",")[0])
+        for c in at.get("plotly_chart")
+        for t in json.loads(c.proto.spec)["data"]
+        if t.get("type") == "heatmap"
+    ]
+    assert sides and max(sides) <= MAX_SIDE
