@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from gmlp_core.train import TrainConfig
 
 from gmlp_core.zoo import MAIN_COMPARISON, zoo_entry
 
@@ -161,3 +165,27 @@ def app_root(request: pytest.FixtureRequest, lens_root: Path, monkeypatch: pytes
         root = lens_root
     monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
     return root
+
+
+# ------------------------------------------------------------------------------------------------
+# Training fixtures
+
+
+def tiny_train_config(out: Path, preset: str, **overrides: object) -> TrainConfig:
+    """A 30-step CPU training run of a tiny preset into ``out`` (seconds), with ``overrides`` applied."""
+    from gmlp_core.train import TrainConfig
+
+    base = dict(
+        preset=preset,
+        out=str(out),
+        overrides={"vocab_size": 300} if preset.endswith("mlm") else {},
+        steps=30,
+        batch_size=16,
+        lr=3e-3,
+        warmup=3,
+        eval_every=15,
+        snapshot_every=10,
+        progress=False,
+        device="cpu",
+    )
+    return TrainConfig(**(base | overrides))

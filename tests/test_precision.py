@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_train_config
 from safetensors import safe_open
 
 from gmlp_core import build_model, preset
@@ -77,21 +78,7 @@ def test_fp32_forward_is_unchanged_by_the_gate_precision_code() -> None:
 
 
 def _tiny(tmp_path: Path, precision: str, **kw) -> TrainConfig:
-    base = dict(
-        preset="gmlp-tiny-mlm",
-        out=str(tmp_path / precision),
-        overrides={"vocab_size": 300},
-        steps=30,
-        batch_size=16,
-        lr=3e-3,
-        warmup=3,
-        eval_every=15,
-        snapshot_every=10,
-        progress=False,
-        device="cpu",
-        precision=precision,
-    )
-    return TrainConfig(**(base | kw))
+    return tiny_train_config(tmp_path / precision, "gmlp-tiny-mlm", precision=precision, **kw)
 
 
 def test_bf16_training_learns_keeps_fp32_state_and_records_its_precision(tmp_path: Path) -> None:

@@ -13,30 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_train_config
 
 from gmlp_core import load_checkpoint, load_tokenizer
 from gmlp_core.evaluate import evaluate_checkpoint
 from gmlp_core.train import TrainConfig, load_spatial_snapshots, lr_at, train
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_TEXT = {"vocab_size": 300}
 
 
 def _cfg(tmp_path: Path, preset: str, **kw) -> TrainConfig:
-    base = dict(
-        preset=preset,
-        out=str(tmp_path / preset),
-        overrides=TINY_TEXT if preset.endswith("mlm") else {},
-        steps=30,
-        batch_size=16,
-        lr=3e-3,
-        warmup=3,
-        eval_every=15,
-        snapshot_every=10,
-        progress=False,
-        device="cpu",
-    )
-    return TrainConfig(**(base | kw))
+    return tiny_train_config(kw.pop("out", tmp_path / preset), preset, **kw)
 
 
 def _log(path: Path) -> list[dict]:
