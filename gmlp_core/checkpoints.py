@@ -13,6 +13,7 @@ import logging
 import os
 import struct
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,11 +248,39 @@ def load_tokenizer(directory: str | Path) -> Any | None:
     if path.stat().st_size > max_mb * MB:
         raise CheckpointError(f"{path}: {path.stat().st_size / MB:.1f} MB is above the limit of {max_mb:g} MB")
     try:
-        return Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path))
     except BaseException as err:  # tokenizers raises its own Exception subclass, or a PanicException
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         raise CheckpointError(f"{path}: not a valid tokenizer file ({type(err).__name__}: {err})") from err
+    _probe_tokenizer(tokenizer, path)
+    return tokenizer
+
+
+# Inputs that make a backtracking pre-tokenizer regex slow or panic: long runs of one class of character.
+TOKENIZER_PROBES = ("a" * 4000 + "!", " " * 4000 + "a", "1" * 4000 + "x", "ab-" * 1300 + "\n", "[MASK] " * 600)
+TOKENIZER_PROBE_SECONDS = 2.0
+
+
+def _probe_tokenizer(tokenizer: Any, path: Path) -> None:
+    """Refuse a tokenizer that panics or is slow on adversarial text of the size the dashboard accepts, before
+    any visitor's text reaches it (a panic in Rust is a BaseException; a slow regex would hold a server thread)."""
+    start = time.perf_counter()
+    try:
+        for text in TOKENIZER_PROBES:
+            tokenizer.encode(text, add_special_tokens=False)
+    except BaseException as err:
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise CheckpointError(
+            f"{path}: the tokenizer fails on long runs of text ({type(err).__name__}: {err})"
+        ) from err
+    seconds = time.perf_counter() - start
+    if seconds > TOKENIZER_PROBE_SECONDS:
+        raise CheckpointError(
+            f"{path}: the tokenizer took {seconds:.1f} s on 20 kB of test text (limit {TOKENIZER_PROBE_SECONDS:g} s): "
+            "its pre-tokenizer pattern is too slow to serve"
+        )
 
 
 def load_metrics(directory: str | Path) -> dict[str, Any]:

@@ -254,3 +254,16 @@ def test_training_into_a_folder_with_another_model_needs_overwrite(
     assert main(["train", "--preset", "gmlp-tiny-vision", *common, "--overwrite"]) == 0
     assert read_config(tmp_path / "run").task == "vision"
     assert not (tmp_path / "run" / "tokenizer.json").exists(), "no stale tokenizer from the old model"
+
+
+@pytest.mark.parametrize("pattern", ["(a+)+$", "(\\w+\\s?)+$"])
+def test_a_tokenizer_with_a_backtracking_pattern_is_refused_at_load(tmp_path: Path, pattern: str) -> None:
+    """A real tokenizer.json whose pre-tokenizer regex backtracks catastrophically: tokenizers panics on the
+    first long run of text. The load-time probe finds it, before any visitor's text does."""
+    zoo_tokenizer = Path(__file__).resolve().parent.parent / "checkpoints" / "mlm-gmlp" / "tokenizer.json"
+    spec = json.loads(zoo_tokenizer.read_text())
+    spec["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}
+    folder = _folder(tmp_path, preset("gmlp-tiny-mlm").to_dict())
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match="fails on long runs of text"):
+        ck.load_tokenizer(folder)
