@@ -105,9 +105,11 @@ def matrix(
     value: str = "W",
     diverging: bool = True,
     height: int = 520,
+    zmax: float | None = None,
 ) -> go.Figure:
-    """One square matrix (W, attention, influence) with token tick labels; rows read "output i mixes input j"."""
-    fig = go.Figure(matrix_trace(z, tokens, value=value, diverging=diverging))
+    """One square matrix (W, attention, influence) with token tick labels; rows read "output i mixes input j".
+    ``zmax`` fixes the colour range (e.g. one range for every training step), else it is the matrix's own."""
+    fig = go.Figure(matrix_trace(z, tokens, value=value, diverging=diverging, zmax=zmax))
     n, m = np.asarray(z).shape
     fig.update_layout(title=title, height=height)
     fig.update_xaxes(title="input position j", side="bottom", **_ticks(m, tokens))

@@ -52,9 +52,14 @@ def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
         return
     w = weights[layer]
     middle = w.shape[0] // 2
+    # One colour range for every step, so near-zero W at initialisation looks near zero (it starts as noise of
+    # ~1e-5 and grows to ~0.3); rescaling to the step is an explicit choice.
+    rescale = st.toggle("Rescale colours to this step", value=False, key=f"snap-rescale-{name}")
+    zmax = None if rescale else shared_range(snaps, layer)
     left, right = st.columns([3, 2])
     with left:
-        widgets.chart(plots.matrix(w, title=f"Layer {layer} at step {step}", height=470), key=f"snap-w-{name}")
+        title = f"Layer {layer} at step {step}" + (" (colours rescaled to this step)" if rescale else "")
+        widgets.chart(plots.matrix(w, title=title, height=470, zmax=zmax), key=f"snap-w-{name}")
     with right:
         profiles = [snaps[s][layer, middle] for s in steps]
         fig = plots.curves_over_steps(profiles, steps, step, middle)
@@ -65,3 +70,9 @@ def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
 def filter_stride(grid: int, max_per_side: int = 8) -> int:
     """Every how many pixels a filter is drawn: every other one, more sparsely on large grids (<= 64 panels)."""
     return max(2, math.ceil(grid / max_per_side))
+
+
+def shared_range(snaps: dict[int, np.ndarray], layer: int) -> float:
+    """The largest |W| of ``layer`` over every saved step: one colour range for the whole timeline."""
+    peak = max(float(np.abs(w[layer]).max()) for w in snaps.values())
+    return peak if peak > 0 else 1.0

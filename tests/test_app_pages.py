@@ -189,6 +189,20 @@ def test_spatial_snapshot_slider_moves_through_training(app_root: Path) -> None:
     slider.set_value(steps[0]).run()
     assert f"at step {steps[0]}" in " ".join(figure_titles(at))
 
+    def timeline_range() -> tuple[float, np.ndarray]:
+        [fig] = [f for f in figures(at) if "at step" in (f.layout.title.text or "")]
+        return fig.data[0].zmax, array(fig.data[0].z)
+
+    # One colour range for every step: the step-0 W (near-zero noise) is drawn on the trained W's scale.
+    zmax, z0 = timeline_range()
+    assert zmax > 5 * np.abs(z0).max(), "step 0 is not stretched to look as strong as the trained W"
+    slider.set_value(steps[-1]).run()
+    assert timeline_range()[0] == zmax
+    at.toggle(key="snap-rescale-mlm-gmlp").set_value(True).run()
+    slider.set_value(steps[1]).run()
+    zmax1, z1 = timeline_range()
+    assert zmax1 == pytest.approx(np.abs(z1).max(), rel=1e-3) and "rescaled" in " ".join(figure_titles(at))
+
 
 def test_spatial_page_without_gmlp_models_explains_why(app_root: Path) -> None:
     at = start("spatial", query={"models": "mlm-transformer"})
