@@ -72,20 +72,19 @@ def run(
 ) -> Run:
     """Apply one intervention to a copy of the shared model and measure it (the shared model is untouched)."""
     loaded = load(checkpoint)
-    result = iv.probe(
+    edited = iv.intervene(loaded.model, kind, list(layers), k=k, heads=list(heads) if heads else None)
+    result = iv.evaluate_intervention(
         loaded.model,
-        kind,
-        list(layers),
-        held_out=held_out(checkpoint),
-        k=k,
-        heads=list(heads) if heads else None,
+        edited,
+        held_out(checkpoint),
+        kind=kind,
+        layers=layers,
         tokenizer=loaded.tokenizer,
         sentence=sentence,
         before=baseline(checkpoint),
     )
     w_before = w_after = None
     if kind in iv.W_KINDS:
-        edited = iv.intervene(loaded.model, kind, list(layers), k=k)
         w_before = loaded.model.spatial_weights()[show_layer].cpu().numpy()
         w_after = edited.spatial_weights()[show_layer].cpu().numpy()
     return Run(
