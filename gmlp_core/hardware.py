@@ -8,8 +8,8 @@ Two facts matter to this project:
   the same machine kind; ``cpu_description()`` records enough to tell kinds apart.
 - **Whether bfloat16 is fast.** A CPU with native bf16 instructions (AVX-512 BF16, or AMX tiles) multiplies
   bf16 matrices several times faster than float32: on an AMD EPYC with AVX-512 BF16 (no AMX) a 1024^3 matmul
-  ran at 982 GFLOP/s in bf16 against 224 in fp32, and the zoo's MLM training steps ran 1.4-1.8x faster under
-  bf16 autocast (benchmarks/README.md). Without native bf16, oneDNN emulates it and gains nothing.
+  ran at 982 GFLOP/s in bf16 against 224 in fp32, and the zoo's MLM training steps ran 1.45-1.73x faster under
+  bf16 autocast (benchmarks/bench_precision.py). Without native bf16, oneDNN emulates it and gains nothing.
   ``resolve_precision("auto", device)`` picks bf16 exactly there (and on CUDA), fp32 elsewhere.
 """
 
