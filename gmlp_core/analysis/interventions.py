@@ -212,12 +212,10 @@ def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | 
     if tokenizer is None:
         raise ValueError("an MLM model needs its tokenizer to measure perplexity")
     from gmlp_core.data.masking import validation_batches
-    from gmlp_core.data.text import load_text_corpus
+    from gmlp_core.data.text import EMBEDDED, load_text_corpus
+    from gmlp_core.train.data import token_stream
 
-    ids: list[int] = []
-    for enc in tokenizer.encode_batch(load_text_corpus(data or "embedded").validation, add_special_tokens=False):
-        ids.extend(enc.ids)
-    stream = torch.tensor(ids, dtype=torch.long)
+    stream = token_stream(tokenizer, load_text_corpus(data or EMBEDDED).validation)
     vocab = tokenizer.get_vocab_size()
     batches = [b for seed in HELD_OUT_SEEDS for b in validation_batches(stream, cfg.seq_len, vocab, seed=seed)]
     return HeldOut("mlm", batches)

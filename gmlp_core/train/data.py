@@ -19,7 +19,8 @@ from gmlp_core.data.tokenizer import train_tokenizer
 from gmlp_core.models import IGNORE_INDEX, ModelConfig
 
 
-def _stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
+def token_stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
+    """``texts`` encoded without special tokens and concatenated into one id stream."""
     ids: list[int] = []
     for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
         ids.extend(enc.ids)
@@ -47,8 +48,8 @@ class MLMData:
 
     @classmethod
     def build(cls, corpus: TextCorpus, tokenizer: Any, seq_len: int, batch_size: int = 32, seed: int = 0) -> MLMData:
-        train = _stream(tokenizer, corpus.train)
-        val = _stream(tokenizer, corpus.validation)
+        train = token_stream(tokenizer, corpus.train)
+        val = token_stream(tokenizer, corpus.validation)
         vocab = tokenizer.get_vocab_size()
         counts = torch.bincount(train, minlength=vocab).double() + 1.0  # add-one smoothing
         return cls(
