@@ -2,6 +2,7 @@
 
 streamlit run dashboard/app.py                      # checkpoints/ of this repository
 streamlit run dashboard/app.py -- --root DIR        # or GMLP_LENS_ROOT=DIR
+open http://localhost:8501/?lecture=1                 # lecture mode from step 1 (&step=N for step N)
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ if str(REPO) not in sys.path:  # `streamlit run` puts dashboard/ on the path, no
 
 import streamlit as st  # noqa: E402
 
-from dashboard import context, registry, style  # noqa: E402
+from dashboard import context, lecture_bar, registry, style  # noqa: E402
 
-st.set_page_config(page_title="gMLP Lens", page_icon=":material/lens_blur:", layout="wide")
+st.set_page_config(
+    page_title="gMLP Lens",
+    page_icon=":material/lens_blur:",
+    layout="wide",
+    initial_sidebar_state=lecture_bar.sidebar_state(),
+)
 style.apply()
+lecturing = lecture_bar.begin()  # before the sidebar's model picker: a lecture step picks models
 # Under `streamlit run dashboard/app.py -- --root DIR` the script's own arguments follow its path.
-context.setup(sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else [])
+lens = context.setup(sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else [], technical=not lecturing)
 
+pages = {p.key: st.Page(p.file, title=p.title, icon=p.icon, default=p.default) for p in registry.PAGES}
 sections: dict[str, list[st.Page]] = {}
 for page in registry.PAGES:
-    sections.setdefault(page.section, []).append(
-        st.Page(page.file, title=page.title, icon=page.icon, default=page.default)
-    )
-st.navigation(sections).run()
+    sections.setdefault(page.section, []).append(pages[page.key])
+current = st.navigation(sections)
+lecture_bar.bar(lens, pages, current)
+current.run()

@@ -7,6 +7,7 @@ they run, and a hook on the shared model would leak into other sessions.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label, escape_markdown
 from gmlp_core.analysis.attribution import Attribution, explain_image, explain_mlm
+from gmlp_core.data.images import class_names_of
 from gmlp_core.inference import BadInput, classify_image, predict_mask
 
 DEFAULT_TEXT = "the [MASK] statement is used to leave a loop early ."
@@ -64,12 +66,29 @@ def image_targets(lens: Lens, names: list[str], image: ImageInput, chosen_class:
     out = []
     for name in names:
         loaded = lens.load(name)
+        if chosen_class is not None and chosen_class >= loaded.config.num_classes:
+            st.warning(f"{escape_markdown(name)} has {loaded.config.num_classes} classes: no class {chosen_class}.")
+            continue
         pixels = image.pixels_for(loaded.config)
         result = classify_image(loaded.model, pixels)
         index = result.predicted if chosen_class is None else chosen_class
         probability = float(result.probabilities[index])
-        out.append(Target(name, loaded.config.arch, f"class {index}", index, probability, pixels=pixels.numpy()))
+        label = f"class {index}" if result.names is None else f"{result.label(index)} (class {index})"
+        out.append(Target(name, loaded.config.arch, label, index, probability, pixels=pixels.numpy()))
     return out
+
+
+def class_options(lens: Lens, names: list[str]) -> tuple[list[int], Callable[[object], str]]:
+    """The classes one may ask to explain (those of the largest model) and how to show one (its name if known)."""
+    configs = [lens.checkpoint(n).config for n in names]
+    labels = next((found for c in configs if (found := class_names_of(c)) is not None), None)
+
+    def show(choice: object) -> str:
+        if isinstance(choice, str) or labels is None or not 0 <= int(choice) < len(labels):
+            return str(choice)
+        return f"{choice}: {labels[int(choice)].split(',')[0]}"
+
+    return list(range(max(c.num_classes for c in configs))), show
 
 
 @per_checkpoint(st.cache_resource, scope="session", max_entries=4, show_spinner="Preparing a private copy...")

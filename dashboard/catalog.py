@@ -43,10 +43,13 @@ ZOO_COLUMNS = [
     "d_ffn",
     "n",
     "gating",
+    "causal",
+    "spatial",
     "data",
     "steps",
     "val_ppl",
     "val_accuracy",
+    "cloze",
     "status",
     "error",
 ]
@@ -66,7 +69,8 @@ def _looks_like_checkpoint(names: set[str]) -> bool:
 
 
 def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
-    """Checkpoint folders under ``root`` (up to ``max_depth`` levels), sorted by name.
+    """Checkpoint folders under ``root`` (up to ``max_depth`` levels), sorted by name; ``root`` itself,
+    named by its folder name, when it is a checkpoint.
 
     A symlink whose target is outside ``root`` is listed as refused and never opened.
     """
@@ -104,8 +108,19 @@ def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
             elif depth < max_depth:
                 walk(path, depth + 1)
 
-    if root.is_dir():
-        walk(root, 1)
+    if not root.is_dir():
+        return found
+    try:
+        own = {e.name for e in os.scandir(root)}
+    except OSError:
+        own = set()
+    if _looks_like_checkpoint(own):
+        # The folder is itself a checkpoint (a checkpoint's own name typed as the sub-folder): list it, as the
+        # walk would from its parent, instead of an empty zoo.
+        outside = links_leaving(root, root)
+        refused = f"{root.name}: {', '.join(outside)} link(s) outside the root; not opened" if outside else None
+        return [Candidate(root.name, root, refused=refused)]
+    walk(root, 1)
     return sorted(found, key=lambda c: c.name)
 
 
@@ -154,10 +169,18 @@ def inspect_checkpoint(candidate: Candidate) -> dict[str, Any]:
         "steps": metrics.get("steps"),
         "val_ppl": metrics.get("val_ppl") if cfg.task == "mlm" else None,
         "val_accuracy": metrics.get("val_accuracy"),
+        "cloze": _cloze(metrics) if cfg.task == "mlm" else None,
         "status": "ok",
         "error": "",
     }
     return row
+
+
+def _cloze(metrics: dict[str, Any]) -> str | None:
+    """'top-5 hits / sentences' of the cloze suite as metrics.json records it (None when not scored)."""
+    top5, total = metrics.get("cloze_top5"), metrics.get("cloze_sentences")
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (top5, total))
+    return f"{top5}/{total}" if ok and top5 <= total else None
 
 
 def zoo_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -75,17 +75,24 @@ def _url_list(key: str) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def setup(argv: Sequence[str]) -> Lens:
-    """Draw the sidebar (root, sub-folder, model picker, device) and remember the result for the pages."""
+def setup(argv: Sequence[str], technical: bool = True) -> Lens:
+    """Draw the sidebar (root, sub-folder, model picker, device) and remember the result for the pages.
+
+    ``technical=False`` (lecture mode) leaves out the sub-folder box and the root and device line; the
+    sub-folder chosen before stays in use.
+    """
     root = configured_root(argv)
     sb = st.sidebar
     if "folder" not in st.session_state:
         st.session_state["folder"] = (_url_list("folder") or [""])[0]
-    sb.text_input(
-        "Checkpoint sub-folder",
-        key="folder",
-        help=f"A folder inside the checkpoint root {root}. Start the app with `-- --root DIR` to change the root.",
-    )
+    if technical:
+        sb.text_input(
+            "Checkpoint sub-folder",
+            key="folder",
+            help=f"A folder inside the checkpoint root {root}. Start the app with `-- --root DIR` to change the root.",
+        )
+    else:  # a widget's value is dropped after a run that does not draw it: keep it as a plain value
+        st.session_state["folder"] = st.session_state["folder"]
     try:
         folder = resolve_within(root, st.session_state["folder"])
         if not folder.is_dir():
@@ -101,6 +108,8 @@ def setup(argv: Sequence[str]) -> Lens:
     else:
         st.session_state["models"] = [n for n in st.session_state["models"] if n in ok]
     sb.multiselect("Models to compare", ok, key="models", help="Kept across pages and in the page's link.")
+    if not ok:
+        sb.info(no_models_hint(folder))
     selected = list(st.session_state["models"])
 
     st.query_params["models"] = ",".join(selected)
@@ -111,14 +120,24 @@ def setup(argv: Sequence[str]) -> Lens:
 
     device = loaders.device_name()
     broken = int((zoo["status"] != "ok").sum()) if not zoo.empty else 0
-    sb.caption(
-        f"Root: `{folder}`  \n{len(ok)} checkpoints"
-        + (f", {broken} unreadable (see Overview)" if broken else "")
-        + f"  \nModels run on **{device}**"
-    )
+    if technical:
+        sb.caption(
+            f"Root: `{folder}`  \n{len(ok)} checkpoints"
+            + (f", {broken} unreadable (see Overview)" if broken else "")
+            + f"  \nModels run on **{device}**"
+        )
     lens = Lens(root=root, folder=folder, zoo=zoo, selected=selected, device=device)
     st.session_state[_KEY] = lens
     return lens
+
+
+def no_models_hint(folder: Path) -> str:
+    """What to do when ``folder`` holds no loadable checkpoint (markdown)."""
+    return (
+        f"No loadable checkpoints under `{escape_markdown(folder)}`. Build the demo zoo with "
+        "`python -m gmlp_core zoo` (minutes on a CPU), train one with `python -m gmlp_core train`, clear the "
+        "**Checkpoint sub-folder**, or start the app on another folder: `streamlit run dashboard/app.py -- --root DIR`."
+    )
 
 
 def set_selection(names: list[str]) -> None:

@@ -1,7 +1,9 @@
-"""Choosing an image for the vision models: a validation digit, an uploaded file, or one drawn on an 8x8 grid.
+"""Choosing an image for the vision models: a validation digit, a sample photo, an uploaded file, or one drawn on
+an 8x8 grid.
 
-Whatever the source, the result is converted per model with ``gmlp_core.data.images.to_pixel_values``
-(the digits convention: white strokes on black, values in [0, 1]).
+Whatever the source, the result is converted per model with ``gmlp_core.data.images.to_pixel_values``: the
+digits convention (white strokes on black, values in [0, 1]), or the preprocessing an imported ImageNet model
+records (resize, centre crop, normalise).
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ import torch
 from PIL import Image
 
 from dashboard import loaders
+from dashboard.context import Lens
 from dashboard.style import escape_markdown
-from gmlp_core.data.images import BadImage, load_image, to_pixel_values
+from gmlp_core.data.images import (
+    SAMPLE_PHOTOS,
+    BadImage,
+    load_image,
+    pixels_to_display,
+    preprocess_of,
+    to_pixel_values,
+)
 from gmlp_core.models import ModelConfig
 
 GRID = 8
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
-SOURCES = ["Validation digit", "Upload an image", "Draw a digit"]
+SOURCES = ["Validation digit", "Sample photo", "Upload an image", "Draw a digit"]
 
 
 @dataclass(frozen=True)
@@ -36,15 +46,31 @@ class ImageInput:
         """``(1, C, H, W)`` pixel values for a vision model with ``config``."""
         return to_pixel_values(self.image, config)
 
+    def view_for(self, config: ModelConfig) -> np.ndarray:
+        """What a model with ``config`` sees, as an image in [0, 1] (after its resize, crop and normalisation)."""
+        return pixels_to_display(self.pixels_for(config), config)
+
     def preview(self) -> np.ndarray:
         """A grayscale (8, 8) array in [0, 1], as the digit models see it."""
         preview_cfg = ModelConfig(task="vision", image_size=GRID, patch_size=1, in_channels=1, num_classes=10)
         return to_pixel_values(self.image, preview_cfg)[0, 0].numpy()
 
 
-def pick_image(key: str) -> ImageInput | None:
-    """Draw the image picker; returns the chosen image, or None (with a message shown) when there is none."""
-    source = st.segmented_control("Image", SOURCES, default=SOURCES[0], key=f"{key}-source") or SOURCES[0]
+def photo_models(lens: Lens, names: list[str]) -> list[str]:
+    """The models among ``names`` that record a photo preprocessing (imported ImageNet models)."""
+    return [n for n in names if preprocess_of(lens.checkpoint(n).config) is not None]
+
+
+def pick_image(key: str, photos: bool = False) -> ImageInput | None:
+    """Draw the image picker; returns the chosen image, or None (with a message shown) when there is none.
+
+    ``photos``: a picked model classifies photos (ImageNet), so a sample photo is the default source."""
+    default = SOURCES[1] if photos else SOURCES[0]
+    source = st.segmented_control("Image", SOURCES, default=default, key=f"{key}-source") or default
+    if source == SOURCES[1]:
+        name = st.selectbox("Sample photo (bundled with scikit-learn)", SAMPLE_PHOTOS, key=f"{key}-photo")
+        image = loaders.sample_photo(name)
+        return ImageInput(image, f"scikit-learn's sample photo {name} ({image.width} x {image.height})")
     if source == SOURCES[0]:
         x, y = loaders.digits_validation()
         index = st.number_input(
@@ -53,7 +79,7 @@ def pick_image(key: str) -> ImageInput | None:
         return ImageInput(
             x[int(index), 0], f"validation digit #{int(index)} (label {int(y[int(index)])})", int(y[int(index)])
         )
-    if source == SOURCES[1]:
+    if source == SOURCES[2]:
         upload = st.file_uploader(
             "An image file (PNG, JPEG, ...): dark-on-light drawings are inverted to the digits' white-on-black",
             type=UPLOAD_TYPES,

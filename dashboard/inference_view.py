@@ -1,4 +1,5 @@
-"""Live inference panels: fill-mask for MLM models and digit classification for vision models."""
+"""Live inference panels: fill-mask for MLM models, and image classification for vision models (the digits, or
+any photo for an imported ImageNet model, whose classes are shown by name)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from dashboard import plots, widgets
 from dashboard.context import Lens
-from dashboard.image_input import ImageInput
+from dashboard.image_input import ImageInput, photo_models
 from dashboard.style import ARCH_COLORS, arch_label, escape_markdown
 from gmlp_core.inference import FillMaskResult, classify_image, fill_mask
 
@@ -69,6 +70,22 @@ def _length_notice(result: FillMaskResult, seq_len: int) -> None:
         st.caption(f"{result.n_real} word pieces, padded with {seq_len - result.n_real} [PAD] to n = {seq_len}.")
 
 
+def show_preview(lens: Lens, names: list[str], image: ImageInput) -> None:
+    """What the models see: the 8 x 8 digit, and/or the resized and centre-cropped photo of an ImageNet model."""
+    photos = photo_models(lens, names)
+    if len(photos) < len(names):
+        widgets.chart(plots.digit(image.preview(), "What the digit models see (8 x 8)"), key="infer-preview")
+    if photos:
+        cfg = lens.checkpoint(photos[0]).config
+        st.image(
+            image.view_for(cfg),
+            caption=f"What {escape_markdown(photos[0])} sees ({cfg.image_size} x {cfg.image_size}, resized and "
+            "centre-cropped as recorded)",
+            clamp=True,
+        )
+    st.caption(escape_markdown(image.caption))
+
+
 def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataFrame:
     """One column per vision model with its class probabilities; returns them all as a table."""
     tables = []
@@ -77,14 +94,20 @@ def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataF
             loaded = lens.load(name)
             pixels = image.pixels_for(loaded.config)
             result = classify_image(loaded.model, pixels)
-            st.subheader(name)
+            st.subheader(escape_markdown(name))
             verdict = ""
-            if image.label is not None:
+            if image.label is not None and result.names is None:
                 verdict = " ✓" if result.predicted == image.label else f" ✗ (true {image.label})"
-            st.metric("Prediction", f"{result.predicted}{verdict}", help=f"{result.latency_ms:.1f} ms")
+            st.metric("Prediction", f"{result.label(result.predicted)}{verdict}", help=f"{result.latency_ms:.1f} ms")
             st.caption(f"{arch_label(loaded.config.arch)} · {result.latency_ms:.1f} ms")
+            top = result.table.head(5)
+            if result.names is not None:  # "tiger cat (282)": the name, and the number that tells duplicates apart
+                top = top.assign(label=[f"{result.label(c)} ({c})" for c in top["class"]])
             fig = plots.probabilities(
-                result.table.head(5), "class", title="Top 5 classes", color=ARCH_COLORS.get(loaded.config.arch)
+                top,
+                "label" if result.names is not None else "class",
+                title="Top 5 classes",
+                color=ARCH_COLORS.get(loaded.config.arch),
             )
             widgets.chart(fig, key=f"classify-{name}")
             tables.append(result.table.assign(model=name, arch=loaded.config.arch, latency_ms=result.latency_ms))

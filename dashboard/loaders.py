@@ -9,7 +9,6 @@ off before they are shared and are never mutated afterwards.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
+from PIL import Image
 
 from dashboard.catalog import Candidate, find_checkpoints, inspect_checkpoint, signature, zoo_frame
 from dashboard.paths import is_within
-from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_config, resolve_device
-from gmlp_core.limits import Limits
+from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_config, read_metrics_log, resolve_device
 from gmlp_core.models import LensModel, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -126,23 +125,7 @@ def load(checkpoint: Checkpoint) -> Loaded:
 @per_checkpoint(max_entries=64, show_spinner=False)
 def metrics_log(checkpoint: Checkpoint) -> pd.DataFrame:
     """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent."""
-    file = Path(checkpoint.path) / "metrics.jsonl"
-    rows = []
-    max_mb = Limits.from_env().max_log_mb
-    if file.is_file() and file.stat().st_size > max_mb * 2**20:
-        log.warning("%s is over %g MB; not read", file, max_mb)
-    elif file.is_file():
-        for i, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                log.warning("%s line %d is not JSON; skipped", file, i)
-                continue
-            if isinstance(row, dict):  # a log row is an object of numbers; anything else is skipped
-                rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_metrics_log(checkpoint.path))
 
 
 @per_checkpoint(max_entries=32, show_spinner="Reading training snapshots...")
@@ -160,6 +143,14 @@ def digits_validation() -> tuple[np.ndarray, np.ndarray]:
 
     x, y = load_digits_split("validation")
     return x.numpy(), y.numpy()
+
+
+@st.cache_resource(show_spinner=False)
+def sample_photo(name: str) -> Image.Image:
+    """One of scikit-learn's bundled sample photos (read once; PIL images are not changed by their users here)."""
+    from gmlp_core.data.images import sample_photo as read
+
+    return read(name)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -74,13 +74,16 @@ def matrix_trace(
     a long sequence never sends millions of cells to the browser."""
     z = np.asarray(z, dtype=float)
     z, factor = pool_blocks(z)
-    if factor > 1:
-        rows, cols = _block_labels(z.shape[0], factor), _block_labels(z.shape[1], factor)
-    else:
-        rows, cols = _labels(z.shape[0], tokens), _labels(z.shape[1], tokens)
-    custom = np.empty(z.shape + (2,), dtype=object)
-    custom[..., 0] = np.array(rows, dtype=object)[:, None]
-    custom[..., 1] = np.array(cols, dtype=object)[None, :]
+    custom, hover = None, "output %{y}<br>input %{x}"  # bare positions: no per-cell labels to send (n = 196: 1 MB)
+    if factor > 1 or tokens is not None:
+        if factor > 1:
+            rows, cols = _block_labels(z.shape[0], factor), _block_labels(z.shape[1], factor)
+        else:
+            rows, cols = _labels(z.shape[0], tokens), _labels(z.shape[1], tokens)
+        custom = np.empty(z.shape + (2,), dtype=object)
+        custom[..., 0] = np.array(rows, dtype=object)[:, None]
+        custom[..., 1] = np.array(cols, dtype=object)[None, :]
+        hover = "output %{customdata[0]}<br>input %{customdata[1]}"
     zmax = zmax if zmax is not None else _symmetric(z)
     kwargs = dict(zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING) if diverging else dict(colorscale=SEQUENTIAL)
     if not diverging and zmax is not None:
@@ -90,7 +93,7 @@ def matrix_trace(
         x=np.arange(z.shape[1]) * factor if factor > 1 else None,  # axes stay in positions
         y=np.arange(z.shape[0]) * factor if factor > 1 else None,
         customdata=custom,
-        hovertemplate=f"output %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{value} = %{{z:.4f}}<extra></extra>",
+        hovertemplate=f"{hover}<br>{value} = %{{z:.4f}}<extra></extra>",
         showscale=showscale,
         colorbar=dict(thickness=12, x=colorbar_x) if colorbar_x is not None else dict(thickness=12),
         **kwargs,
@@ -308,17 +311,41 @@ def token_scores(
     return fig
 
 
+# Mantissas for log-axis ticks, coarse to fine: the first set that puts 3 ticks inside the data is used.
+_MANTISSAS = (
+    (1,),
+    (1, 2, 5),
+    (1, 1.5, 2, 3, 4, 5, 6, 8),
+    (1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9),
+    tuple(round(1 + 0.2 * i, 1) for i in range(45)),
+)
+
+
+def tick_label(value: float) -> str:
+    """A full tick label: 5,000 / 20k / 1.5M / 2B, never a bare mantissa."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}" if suffix != "k" else f"{value / 1e3:,.4g}k"
+    return f"{value:,.6g}"
+
+
 def log_ticks(values: np.ndarray) -> dict:
-    """Full tick labels 1, 2, 5 x 10^k over the range of ``values`` for a log axis (plotly would label the
-    2 and 5 with a bare digit, which reads like another number)."""
+    """Full tick labels for a log axis over the range of ``values``: powers of ten over many decades,
+    1-2-5 over a few, finer steps over less than a decade (plotly would label the 2 and 5 with a bare digit,
+    which reads like another number: "3, 2, 100, 9")."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
         return {}
-    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
-    steps = (1, 2, 5) if hi - lo <= 3 else (1,)  # over many decades, powers of ten are enough
-    vals = [m * 10.0**e for e in range(lo, hi + 1) for m in steps if v.min() / 2.5 <= m * 10.0**e <= v.max() * 2.5]
-    return dict(tickmode="array", tickvals=vals, ticktext=[f"{t:,.6g}" for t in vals]) if len(vals) >= 2 else {}
+    vmin, vmax = float(v.min()), float(v.max())
+    lo, hi = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+    vals: list[float] = []
+    for steps in _MANTISSAS:
+        grid = [m * 10.0**e for e in range(lo - 1, hi + 1) for m in steps]
+        vals = [t for t in grid if vmin / 2.5 <= t <= vmax * 2.5]
+        if sum(vmin <= t <= vmax for t in vals) >= 3:
+            break
+    return dict(tickmode="array", tickvals=vals, ticktext=[tick_label(t) for t in vals]) if len(vals) >= 2 else {}
 
 
 def curves(
@@ -330,14 +357,17 @@ def curves(
     color: str = "arch",
     title: str = "",
     log_y: bool = False,
+    x_title: str | None = None,
+    y_title: str | None = None,
 ) -> go.Figure:
     """One line per ``group`` (e.g. per checkpoint): the colour says the architecture, the dash tells
-    models of one architecture apart."""
+    models of one architecture apart. Axis titles default to the column names."""
     fig = go.Figure()
+    x_title, y_title = x_title or x.replace("_", " "), y_title or y.replace("_", " ")
     seen: dict[str, int] = {}
     if y not in df or x not in df:  # a log written without this metric (e.g. no validation)
         fig.add_annotation(
-            text=f"no {y.replace('_', ' ')} in these logs", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+            text=f"no {y_title} in these logs", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
         )
         fig.update_layout(title=title, height=420)
         return fig
@@ -355,12 +385,12 @@ def curves(
                 name=str(name),
                 line=dict(color=ARCH_COLORS.get(arch), dash=DASHES[k % len(DASHES)]),
                 marker=dict(size=5),
-                hovertemplate=f"{name}<br>{x} %{{x:,}}<br>{y} = %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"{name}<br>{x_title} %{{x:,}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
             )
         )
     fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.2))
-    fig.update_xaxes(title=x.replace("_", " "))
-    fig.update_yaxes(title=y.replace("_", " "), type="log" if log_y else "linear")
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     if log_y and y in df:
         fig.update_yaxes(**log_ticks(df[y].to_numpy()))
     return fig
@@ -373,10 +403,10 @@ def scaling(
     y: str,
     *,
     curve: callable | None = None,
-    paper: pd.DataFrame | None = None,
     title: str = "",
 ) -> go.Figure:
-    """Log-log scatter per architecture with the fitted power law, optionally the paper's points overlaid."""
+    """Log-log scatter per architecture with the fitted power law (our runs; the paper's models have their
+    own panel, ``scaling_paper``, because they live three decades further right)."""
     fig = go.Figure()
     for arch, g in df.groupby("arch", sort=True):
         g = g.sort_values(x)
@@ -406,23 +436,168 @@ def scaling(
                     hoverinfo="skip",
                 )
             )
-    if paper is not None and not paper.empty:
-        for arch, g in paper.groupby("arch", sort=True):
-            fig.add_trace(
-                go.Scatter(
-                    x=g["x"],
-                    y=g["y"],
-                    mode="markers+text",
-                    text=g["model"],
-                    textposition="top center",
-                    name=f"paper: {arch_label(arch)} (different setup)",
-                    marker=dict(symbol="star", size=15, color=ARCH_COLORS.get(arch), line=dict(width=1, color="black")),
-                    hovertemplate="%{text} (Liu et al. 2021, different setup)<br>params %{x:,.0f}<br>%{y:.3g}<extra></extra>",
-                )
-            )
-    fig.update_xaxes(type="log", title=x.replace("_", " "))
-    fig.update_yaxes(type="log", title=y.replace("_", " "))
+    fig.update_xaxes(type="log", title=x.replace("_", " "), **log_ticks(df[x].to_numpy() if x in df else []))
+    fig.update_yaxes(type="log", title=y.replace("_", " "), **log_ticks(df[y].to_numpy() if y in df else []))
     fig.update_layout(title=title, height=460, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def _flag(verified: pd.Series) -> str:
+    return "" if bool(verified.all()) else " (unverified)"
+
+
+def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> go.Figure:
+    """The paper's MLM models at their own scale, on the same kind of axis as our runs.
+
+    Top: the published perplexity (or its log) against our count of each model's size, one line per
+    architecture (open markers: unverified figures). Bottom: every model's size on the same axis, one row per
+    series, so the scaling pairs, whose perplexities are not recorded, are drawn as sizes only.
+    """
+    flag = _flag(points["verified"])
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.55, 0.45],
+        vertical_spacing=0.12,
+        subplot_titles=[
+            f"published {y.replace('_', ' ')}{flag}",
+            f"sizes{flag}: the scaling pairs have no recorded perplexity",
+        ],
+    )
+    known = points.dropna(subset=[y])
+    for (series, arch), g in known.groupby(["series", "arch"], sort=True):
+        g = g.sort_values(x)
+        verified = bool(g["verified"].all())
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=g[y],
+                mode="lines+markers",
+                name=f"paper, {series}: {arch_label(arch)}{_flag(g['verified'])}",
+                line=dict(color=ARCH_COLORS.get(arch), dash="dot"),
+                marker=dict(symbol="star" if verified else "star-open", size=14, color=ARCH_COLORS.get(arch)),
+                customdata=g[["model", "shape", "source"]].astype(str).to_numpy(),
+                hovertemplate=(
+                    "%{customdata[0]} (%{customdata[1]})<br>"
+                    + f"{x.replace('_', ' ')} %{{x:,.0f}}<br>{y.replace('_', ' ')} %{{y:.3g}}<br>"
+                    + "Liu et al. 2021, %{customdata[2]}<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=1,
+        )
+    for (series, arch), g in points.groupby(["series", "arch"], sort=True):
+        g = g.sort_values(x)
+        short = g["model"].str.split(r"[- ]").str[-1]  # "large", "L18": the row already names the architecture
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=[f"{series}: {arch_label(arch)}"] * len(g),
+                mode="markers+text",
+                text=short,
+                textposition="middle right",  # beside the marker: rows never stack their labels
+                name=f"sizes, {series}: {arch_label(arch)}{_flag(g['verified'])}",
+                showlegend=False,
+                marker=dict(symbol="diamond-open", size=10, color=ARCH_COLORS.get(arch), line=dict(width=2)),
+                customdata=g[["model", "shape", "published_params_m", "val_ppl"]].astype(str).to_numpy(),
+                hovertemplate=(
+                    "%{customdata[0]} (%{customdata[1]})<br>"
+                    + f"{x.replace('_', ' ')} %{{x:,.0f}}<br>published params %{{customdata[2]}}M<br>"
+                    + "published ppl %{customdata[3]}<extra></extra>"
+                ),
+            ),
+            row=2,
+            col=1,
+        )
+    lo, hi = np.log10(points[x].min()), np.log10(points[x].max())
+    fig.update_xaxes(type="log", range=[lo - 0.08, hi + 0.22], **log_ticks(points[x].to_numpy()))  # room for labels
+    fig.update_xaxes(title=f"{x.replace('_', ' ')} (counted by our code from the published shapes)", row=2, col=1)
+    fig.update_yaxes(type="log", title=f"published {y.replace('_', ' ')}", row=1, col=1, **log_ticks(known[y]))
+    fig.update_yaxes(title="", row=2, col=1, automargin=True)
+    fig.update_layout(title=title, height=640, legend=dict(orientation="h", y=-0.18), margin=dict(l=170))
+    return fig
+
+
+def slopes(fits: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """Fitted exponents alpha with +/- 1 standard error bars, one marker per (architecture, fit).
+
+    ``fits`` has ``arch``, ``alpha``, ``alpha_err`` and a ``label`` column naming the fit (its x axis, or the
+    paper's two-point slope); a fit through two points has no error bar (NaN)."""
+    fig = go.Figure()
+    for label, g in fits.groupby("label", sort=False):
+        paper = str(label).startswith("paper")
+        fig.add_trace(
+            go.Scatter(
+                x=[arch_label(a) for a in g["arch"]],
+                y=g["alpha"],
+                error_y=dict(type="data", array=g["alpha_err"].fillna(0).to_numpy(), visible=True),
+                mode="markers",
+                name=str(label),
+                marker=dict(size=12, symbol="star-open" if paper else "circle"),
+                hovertemplate="%{x}: alpha %{y:.3f}<extra>" + str(label) + "</extra>",
+            )
+        )
+    fig.update_yaxes(title="alpha (loss ~ N^-alpha)", rangemode="tozero")
+    fig.update_layout(title=title, height=360, scattermode="group", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure:
+    """The gating ablation as bars: our validation perplexity per variant (left, with the unigram baseline
+    on the same targets when known) and the paper's (right, on its own axis: another scale)."""
+    has_paper = "paper_ppl" in table and table["paper_ppl"].notna().any()
+    fig = make_subplots(
+        rows=1,
+        cols=2 if has_paper else 1,
+        subplot_titles=["ours (demo scale)"] + (["paper (unverified)"] if has_paper else []),
+        horizontal_spacing=0.12,
+    )
+    colors = [ARCH_COLORS.get(a, "#888888") for a in table["arch"]]
+    variants = table["variant"].astype(str).tolist()
+    fig.add_trace(
+        go.Bar(
+            x=variants,
+            y=table["val_ppl"],
+            marker_color=colors,
+            name="ours",
+            text=[f"{v:.1f}" for v in table["val_ppl"]],
+            textposition="outside",
+            hovertemplate="%{x}: val ppl %{y:.1f}<extra>ours</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    if unigram_ppl is not None:
+        fig.add_hline(
+            y=unigram_ppl,
+            line=dict(dash="dash", color="#666666"),
+            annotation_text=f"unigram baseline {unigram_ppl:.0f}",
+            annotation_position="top left",
+            row=1,
+            col=1,
+        )
+    if has_paper:
+        paper = table.dropna(subset=["paper_ppl"])
+        fig.add_trace(
+            go.Bar(
+                x=paper["variant"].astype(str),
+                y=paper["paper_ppl"],
+                marker=dict(
+                    color="rgba(0,0,0,0)", line=dict(color=[ARCH_COLORS.get(a, "#888") for a in paper["arch"]], width=2)
+                ),
+                name="paper (unverified)",
+                text=[f"{v:.2f}" for v in paper["paper_ppl"]],
+                textposition="outside",
+                hovertemplate="%{x}: paper ppl %{y:.2f}<extra>Liu et al. 2021, unverified</extra>",
+            ),
+            row=1,
+            col=2,
+        )
+        fig.update_yaxes(title="paper val ppl", range=[0, float(paper["paper_ppl"].max()) * 1.2], row=1, col=2)
+    top = max(float(table["val_ppl"].max()), unigram_ppl or 0.0) * 1.15
+    fig.update_yaxes(title="validation perplexity (lower is better)", range=[0, top], row=1, col=1)
+    fig.update_layout(title="Gating ablation", height=420, showlegend=False)
     return fig
 
 

@@ -1,14 +1,18 @@
-"""Scaling: every sweep CSV under the root and results/, power-law fits, the ablation and the paper's figures."""
+"""Scaling: every sweep CSV under the root and results/, power-law fits, the ablation and the paper's models."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
+import streamlit as st
 
 from dashboard import loaders
 from dashboard.context import Lens
+from dashboard.plots import tick_label
+from gmlp_core.scaling import fit_power_law, paper_points
 from gmlp_core.zoo import RESULTS_DIR
 
 log = logging.getLogger(__name__)
@@ -81,17 +85,57 @@ def ablation(lens: Lens) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(), ""
 
 
-def paper_points(y: str) -> pd.DataFrame:
-    """The paper's MLM perplexities (total parameters, BERT setup on C4) as x/y points for the overlay."""
-    from gmlp_core.reference import BERT_FULL_SETUP, paper_results
+def unigram_baseline(lens: Lens, checkpoints: list[str]) -> float | None:
+    """The unigram perplexity that training logged for these checkpoints (``metrics.json``: a model that
+    ignores context, scored on the same validation targets), or None when they do not all share one."""
+    from gmlp_core.checkpoints import load_metrics
 
-    ref = paper_results()
-    # Only the full BERT setup: the ablation rows (Table 1) come from shorter training and would mix two setups.
-    ref = ref[(ref["task"] == "mlm") & (ref["metric"] == "ppl") & (ref["setup"] == BERT_FULL_SETUP)].copy()
-    if ref.empty:
-        return ref
-    import numpy as np
+    ok = set(lens.names(selected_only=False))
+    values = set()
+    for name in checkpoints:
+        if name not in ok:
+            return None
+        value = load_metrics(lens.checkpoint(name).path).get("unigram_ppl")
+        if value is None:
+            return None
+        values.add(round(float(value), 6))
+    return values.pop() if len(values) == 1 else None
 
-    ref["x"] = ref["params_m"] * 1e6
-    ref["y"] = ref["value"] if y == "val_ppl" else np.log(ref["value"])
-    return ref
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def paper_models() -> pd.DataFrame:
+    """The paper's MLM models on our axes (``gmlp_core.scaling.paper_points``; sizes counted once)."""
+    return paper_points()
+
+
+def paper_slopes(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Per architecture, the pure power law through the paper's full-setup models that have a perplexity
+    (base and large: two points, so no error bar), labelled for ``plots.slopes``."""
+    from gmlp_core.scaling import PAPER_SERIES
+
+    known = points[(points["series"] == PAPER_SERIES["full"])].dropna(subset=[y])
+    fits = fit_power_law(known, x=x, y=y, offset=False)
+    return fits.assign(label=f"paper, {PAPER_SERIES['full']}, vs {x.replace('_', ' ')}: 2 points (unverified)")
+
+
+def what_our_runs_show(df: pd.DataFrame, points: pd.DataFrame) -> str:
+    """What this sweep can and cannot show, with its own numbers (markdown)."""
+    ours = df["non_embedding_params"]
+    paper = points["non_embedding_params"]
+    gap = math.log10(paper.min() / ours.max()) if len(ours) and ours.max() > 0 else float("nan")
+    budgets = df["tokens_seen"].nunique() if "tokens_seen" in df else 0
+    return (
+        f"**What these runs can show.** Whether loss falls with size for each architecture, and whether the "
+        f"fitted slopes alpha differ by more than their error bars, between {_si(ours.min())} and {_si(ours.max())} "
+        f"non-embedding parameters, at {'one fixed token budget' if budgets == 1 else f'{budgets} token budgets'}.\n\n"
+        f"**What they cannot show.** The paper's claim itself: its smallest model ({_si(paper.min())}) is "
+        f"{gap:.1f} decades above our largest, trained on C4 for 125k-1M steps, so our fits are not an extrapolation "
+        "to it and our perplexities are not comparable with its (other data, tokenizer and vocabulary). A fixed "
+        "token budget favours small models (large ones are further from convergence), and each point is one "
+        "training run: alpha's error bar comes from the scatter around the fit, not from repeated seeds. Nothing "
+        "here is finetuned, so the paper's finetuning results (MNLI, SQuAD) are out of reach."
+    )
+
+
+def _si(value: float) -> str:
+    return tick_label(float(value))

@@ -72,6 +72,24 @@ def filter_stride(grid: int, max_per_side: int = 8) -> int:
     return max(2, math.ceil(grid / max_per_side))
 
 
+def stride_options(grid: int, max_per_side: int = 8) -> list[int]:
+    """The strides that draw at most ``max_per_side`` x ``max_per_side`` filters (1: every position)."""
+    return [s for s in range(1, grid) if math.ceil(grid / s) <= max_per_side] or [grid]
+
+
+def filter_positions(grid: int, stride: int) -> list[int]:
+    """Row-major positions every ``stride`` patches in each direction, the lattice centred on the grid."""
+    start = (grid - 1 - stride * ((grid - 1) // stride)) // 2
+    return [r * grid + c for r in range(start, grid, stride) for c in range(start, grid, stride)]
+
+
+def centre_filters(report: sp.SpatialReport) -> tuple[list[np.ndarray], int]:
+    """The paper's figure on an image grid: the centre patch's row of W in every layer, as a grid x grid filter."""
+    grid = report.grid
+    centre = (grid // 2) * grid + grid // 2
+    return [w[centre].reshape(grid, grid) for w in report.weights], centre
+
+
 def shared_range(snaps: dict[int, np.ndarray], layer: int) -> float:
     """The largest |W| of ``layer`` over every saved step: one colour range for the whole timeline."""
     peak = max(float(np.abs(w[layer]).max()) for w in snaps.values())

@@ -32,15 +32,17 @@ _CSS = """
 """
 
 
-@functools.lru_cache(maxsize=1)
-def template() -> go.layout.Template:
-    """plotly_white with larger fonts and the architecture colours.
+@functools.lru_cache(maxsize=2)
+def template(large: bool = False) -> go.layout.Template:
+    """plotly_white with larger fonts and the architecture colours (larger still in lecture mode: ``large``).
 
-    Built once: constructing a Template validates every default of plotly_white (~25 ms), and every chart
+    Built once each: constructing a Template validates every default of plotly_white (~25 ms), and every chart
     of every rerun uses it. Figures copy it on assignment, so the shared object is never mutated.
     """
     base = go.layout.Template(pio.templates["plotly_white"])
     base.layout.update(_LAYOUT)
+    if large:
+        base.layout.update(font_size=17, title_font_size=20, hoverlabel_font_size=17)
     return base
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import streamlit as st
 
-from dashboard import loaders
+from dashboard import loaders, plots, widgets
 from dashboard.context import Lens
 
 METRIC_HELP = {
@@ -17,6 +18,20 @@ METRIC_HELP = {
     "val_short_ppl": "Perplexity on short, padded sequences: how well the model copes with padding.",
     "unigram_ppl": "Perplexity of a model that ignores context (word frequencies only): the bar to beat.",
 }
+
+
+# What the page calls each logged column (the logs keep their short names; the CSV download too).
+METRIC_LABELS = {
+    "loss": "training loss",
+    "val_loss": "validation loss",
+    "val_ppl": "validation perplexity",
+    "val_accuracy": "validation accuracy",
+    "tokens_per_s": "throughput (tokens per second)",
+    "lr": "learning rate",
+    "val_short_ppl": "perplexity on short, padded inputs",
+    "unigram_ppl": "unigram baseline perplexity",
+}
+X_LABELS = {"step": "training step", "elapsed_s": "time since the start of training (s)"}
 
 
 def training_logs(lens: Lens, names: list[str]) -> pd.DataFrame:
@@ -33,3 +48,14 @@ def training_logs(lens: Lens, names: list[str]) -> pd.DataFrame:
         df.insert(2, "task", checkpoint.config.task)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def metric_chart(logs: pd.DataFrame, x: str, metric: str, key: str) -> None:
+    """One metric's curves with readable axis titles, and what the metric means under the chart."""
+    log_y = metric in ("loss", "val_loss") or metric.endswith("ppl")  # ppl falls from thousands to tens
+    title, label = METRIC_LABELS[metric], METRIC_LABELS[metric]
+    fig = plots.curves(
+        logs, x, metric, title=title[0].upper() + title[1:], log_y=log_y, x_title=X_LABELS[x], y_title=label
+    )
+    widgets.chart(fig, key=key)
+    st.caption(METRIC_HELP[metric])

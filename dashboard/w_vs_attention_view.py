@@ -56,6 +56,11 @@ def prepare_text(lens: Lens, chosen: dict[str, str], text: str) -> list[Prepared
         enc = encode_text(loaded.tokenizer, text, loaded.config.seq_len)
         if enc.n_real == 0:
             continue
+        if enc.truncated:  # models have their own n: a long sentence can be cut for one model and not another
+            st.warning(
+                f"{escape_markdown(name)} reads only the first {loaded.config.seq_len} of the sentence's "
+                f"{enc.n_total} word pieces (its n); the rest is not shown for it."
+            )
         ids = enc.input_ids if arch != "transformer" else enc.input_ids[: enc.n_real]
         out.append(Prepared(name, arch, enc.tokens, enc.n_real, ids=tuple(ids)))
     return out

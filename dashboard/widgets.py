@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.lecture_bar import is_on as lecturing
 from dashboard.style import escape_markdown, template
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.data.images import BadImage
@@ -42,6 +43,38 @@ def text_window(text: str) -> str:
 def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto") -> None:
     """A table with a "Download CSV" button under it (``name`` becomes the file name)."""
     st.dataframe(df, hide_index=True, column_config=column_config, height=height)
+    download_csv(df, name)
+
+
+def chart(fig: go.Figure, key: str | None = None) -> None:
+    """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
+    fig.update_layout(template=template(large=lecturing()))
+    st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
+
+
+def models_hint(what: str) -> str:
+    """Why a page has nothing to show: no checkpoint under the folder at all (and how to get one), or
+    none of the needed kind picked in the sidebar."""
+    from dashboard import context  # context draws the sidebar with these widgets: import it late
+
+    lens = context.current()
+    if not lens.names(selected_only=False):
+        return context.no_models_hint(lens.folder)
+    return (
+        f"Pick at least one {what} in the sidebar (**Models to compare**). "
+        "The Overview page lists every checkpoint under the root."
+    )
+
+
+def need_models(names: Sequence[str], what: str) -> None:
+    """Stop the page with a hint when no model of the needed kind is picked."""
+    if not names:
+        st.info(models_hint(what))
+        st.stop()
+
+
+def download_csv(df: pd.DataFrame, name: str) -> None:
+    """A "Download CSV" button for ``df`` (``name`` becomes the file name)."""
     st.download_button(
         "Download CSV",
         df.to_csv(index=False).encode("utf-8"),
@@ -50,22 +83,6 @@ def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, hei
         key=f"csv-{_slug(name)}",
         icon=":material/download:",
     )
-
-
-def chart(fig: go.Figure, key: str | None = None) -> None:
-    """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
-    fig.update_layout(template=template())
-    st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
-
-
-def need_models(names: Sequence[str], what: str) -> None:
-    """Stop the page with a hint when no model of the needed kind is picked."""
-    if not names:
-        st.info(
-            f"Pick at least one {what} in the sidebar (**Models to compare**). "
-            "The Overview page lists every checkpoint under the root."
-        )
-        st.stop()
 
 
 def columns_for(n: int, max_per_row: int = 3) -> list:

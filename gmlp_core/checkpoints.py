@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gmlp_core.data.images import class_names_of, preprocess_of
 from gmlp_core.limits import MB, LimitError, Limits, check_config
 from gmlp_core.models import LensModel, ModelConfig, build_model
 
@@ -141,6 +142,11 @@ def read_config(directory: str | Path) -> ModelConfig:
         check_config(config, limits, source=str(path))
     except LimitError as err:
         raise CheckpointError(str(err)) from err
+    try:  # what an imported classifier records for its inputs and outputs
+        preprocess_of(config)
+        class_names_of(config)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     return config
 
 
@@ -292,6 +298,30 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
+
+
+def read_metrics_log(directory: str | Path) -> list[dict[str, Any]]:
+    """The rows of the checkpoint's ``metrics.jsonl`` (one per evaluation during training); empty when absent.
+    A file over the log limit is not read (logged); lines that are not JSON objects are skipped."""
+    file = Path(directory) / "metrics.jsonl"
+    max_mb = Limits.from_env().max_log_mb
+    if not file.is_file():
+        return []
+    if file.stat().st_size > max_mb * MB:
+        log.warning("%s is over %g MB; not read", file, max_mb)
+        return []
+    rows = []
+    for i, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            log.warning("%s line %d is not JSON; skipped", file, i)
+            continue
+        if isinstance(row, dict):  # a log row is an object of numbers; anything else is skipped
+            rows.append(row)
+    return rows
 
 
 def _safetensors_header(path: Path, max_mb: float) -> dict[str, tuple[str, tuple[int, ...]]]:

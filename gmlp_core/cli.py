@@ -1,4 +1,4 @@
-"""Command line: ``python -m gmlp_core {train,eval,presets,convert,zoo,sweep} ...``.
+"""Command line: ``python -m gmlp_core {train,eval,probe,presets,convert,import,zoo,sweep} ...``.
 
 Each subcommand is a (name, help, add_arguments, run) entry in ``SUBCOMMANDS``.
 """
@@ -40,7 +40,11 @@ def _precision_arg(p: argparse.ArgumentParser, default: str, help_text: str) -> 
 # ---- train ----------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", required=True, help="a preset name (see `presets`)")
-    p.add_argument("--data", default=None, help="embedded | NAME[:CONFIG] (hub) | local file/folder; digits for vision")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="embedded | python-docs | NAME[:CONFIG] (hub) | local file/folder; vision: digits | digits-canvas | hub | folder",
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1000)")
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the schedule assumes --steps")
@@ -62,6 +66,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "auto",
         "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX)",
     )
+    p.add_argument("--short-fraction", type=float, default=0.3, help="MLM: share of rows cut short and padded")
+    p.add_argument("--val-windows", type=int, default=1024, help="MLM: validation windows scored (at most)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--no-progress", action="store_true")
 
@@ -91,6 +97,8 @@ def _train_run(a: argparse.Namespace) -> int:
         dtype=a.dtype,
         precision=a.precision,
         progress=not a.no_progress and sys.stderr.isatty(),
+        short_fraction=a.short_fraction,
+        val_windows=a.val_windows,
     )
     result = train(cfg)
     if result.metrics:
@@ -168,6 +176,60 @@ def _probe_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- cloze ----------------------------------------------------------------------------------
+def _cloze_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="+", help="one or more MLM checkpoint folders")
+    p.add_argument("--suite", default=None, help="a cloze file: 'sentence with [MASK]<TAB>answer|answer' per line")
+    p.add_argument("--k", type=int, default=5, help="count a hit within the top k (default 5)")
+    p.add_argument("--details", action="store_true", help="print every sentence with the model's guesses")
+    p.add_argument("--device", default="cpu")
+
+
+def _cloze_run(a: argparse.Namespace) -> int:
+    from gmlp_core.checkpoints import load_checkpoint, load_tokenizer
+    from gmlp_core.cloze import CLOZE_FILE, cloze_score, cloze_table, load_cloze_suite
+
+    items = load_cloze_suite(a.suite or CLOZE_FILE)
+    for folder in a.checkpoint:
+        model = load_checkpoint(folder, device=a.device)
+        if model.config.task != "mlm":
+            raise ValueError(f"{folder}: a {model.config.task} model; the cloze suite needs an MLM checkpoint")
+        tokenizer = load_tokenizer(folder)
+        if tokenizer is None:
+            raise ValueError(f"{folder}: no tokenizer.json next to the weights")
+        table = cloze_table(model, tokenizer, items, k=a.k)
+        score = cloze_score(table)
+        print(
+            f"{folder}: top-1 {score['top1']}/{score['sentences']}, top-{a.k} {score[f'top{a.k}']}/{score['sentences']}"
+            f" ({score['predictable']} sentences have an answer that is one word piece in this vocabulary)"
+        )
+        if a.details:
+            print(table.to_string(index=False, max_colwidth=70))
+    return 0
+
+
+# ---- tune (learning-rate sweep) ------------------------------------------------------------
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entries", nargs="+", default=["mlm-gmlp", "mlm-amlp", "mlm-transformer"], help="zoo entries")
+    p.add_argument("--rates", nargs="+", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3], help="peak learning rates")
+    p.add_argument("--steps", type=int, default=None, help="default: each entry's zoo budget")
+    p.add_argument("--data", default=None, help="default: each entry's zoo data")
+    _precision_arg(p, None, "default: the zoo's precision")
+    p.add_argument("--out", default=None, help="CSV to append to (default results/lr_sweep.csv)")
+    p.add_argument("--workdir", default="runs/lr_sweep", help="where the sweep's checkpoints go")
+
+
+def _tune_run(a: argparse.Namespace) -> int:
+    from gmlp_core.tuning import LR_SWEEP_FILE, best_rates, run_lr_sweep
+    from gmlp_core.zoo import RESULTS_DIR
+
+    out = Path(a.out) if a.out else RESULTS_DIR / LR_SWEEP_FILE
+    table = run_lr_sweep(a.entries, a.rates, out, Path(a.workdir), a.steps, a.data, a.precision)
+    print(table.to_string(index=False))
+    print(best_rates(table).to_string(index=False))
+    return 0
+
+
 # ---- presets --------------------------------------------------------------------------------
 def _presets_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", default=None, choices=["tiny", "demo", "bench", "paper"])
@@ -224,6 +286,67 @@ def _convert_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- import (timm, g-mlp-pytorch) -----------------------------------------------------------
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from gmlp_core.importers import TIMM_MODELS
+
+    p.add_argument("source", help=f"timm:NAME ({', '.join(TIMM_MODELS)}) or g-mlp-pytorch")
+    p.add_argument("--out", required=True, help="the checkpoint folder to write (must be new or empty)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="the peer's state dict: .safetensors, or .pth/.pt/.bin read with torch.load(weights_only=True); "
+        "timm: default is timm's own pretrained weights (downloaded once, needs internet)",
+    )
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="g-mlp-pytorch: its constructor arguments (dim, depth, seq_len, attn_dim, causal, ...), checked "
+        "against the weights",
+    )
+    p.add_argument("--tokenizer", default=None, help="g-mlp-pytorch token model: a tokenizer.json to ship with it")
+
+
+def _import_run(a: argparse.Namespace) -> int:
+    from gmlp_core import importers as im
+
+    if a.source.startswith("timm:"):
+        if a.set or a.tokenizer:
+            raise ValueError("--set and --tokenizer are for g-mlp-pytorch; a timm gMLP is named by timm:NAME")
+        name = a.source.removeprefix("timm:")
+        im.timm_config(name)  # an unknown name fails before anything is read or downloaded
+        imported = im.import_timm(name, a.weights)
+        extra = im.timm_extra(imported)
+        tokenizer = None
+    elif a.source == "g-mlp-pytorch":
+        if a.weights is None:
+            raise ValueError("g-mlp-pytorch has no published weights: pass --weights FILE (your model's state dict)")
+        imported = im.import_gmlp_pytorch(a.weights, _overrides(a.set))
+        extra = {}
+        tokenizer = _tokenizer(a.tokenizer, imported.model.config) if a.tokenizer else None
+    else:
+        raise ValueError(f"unknown source {a.source!r}: use timm:NAME or g-mlp-pytorch")
+    out = im.write_import(imported, a.out, extra=extra, tokenizer=tokenizer)
+    cfg = imported.model.config
+    print(f"max |our logits - {imported.source['library']}'s| on a random batch: {imported.max_abs_diff:.3g}")
+    print(f"wrote {out} ({cfg.arch}, {cfg.task}, {cfg.n_layers} layers, n = {cfg.seq_len})")
+    return 0
+
+
+def _tokenizer(path: str, cfg: Any) -> Any:
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(path)
+    except Exception as err:  # tokenizers raises its own exception type
+        raise ValueError(f"{path}: not a tokenizer.json ({err})") from err
+    if tokenizer.get_vocab_size() > cfg.vocab_size:
+        raise ValueError(f"{path}: {tokenizer.get_vocab_size()} tokens, but the model has {cfg.vocab_size}")
+    return tokenizer
+
+
 # ---- zoo and sweep --------------------------------------------------------------------------
 def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="where to write (default: the repository's checkpoints/)")
@@ -275,8 +398,11 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("train", "train a model (torchrun-aware)", _train_args, _train_run),
     ("eval", "evaluate a checkpoint, print JSON", _eval_args, _eval_run),
     ("probe", "edit W (or attention) and measure what the model loses", _probe_args, _probe_run),
+    ("cloze", "score MLM checkpoints on the cloze suite (top-1 / top-k)", _cloze_args, _cloze_run),
+    ("tune", "learning-rate sweep of zoo entries at the zoo's budget", _tune_args, _tune_run),
     ("presets", "list the registered presets", _presets_args, _presets_run),
     ("convert", "convert your own trusted pickle state dict into a safe checkpoint", _convert_args, _convert_run),
+    ("import", "import a trained timm or g-mlp-pytorch gMLP, verified logit for logit", _import_args, _import_run),
     ("zoo", "rebuild the demo zoo deterministically", _zoo_args, _zoo_run),
     ("sweep", "run a scaling sweep and fit power laws", _sweep_args, _sweep_run),
 ]
@@ -295,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("zoo", "sweep") else logging.WARNING)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command in ("zoo", "sweep", "tune", "import") else logging.WARNING
+    )
     try:
         return args.run(args)
     except (ValueError, KeyError, OSError) as err:

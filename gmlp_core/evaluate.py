@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
+from gmlp_core.data.canvas import CANVAS_DIGITS
+from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import autocast, resolve_precision
 from gmlp_core.models import ModelConfig
-from gmlp_core.train.data import build_task_data
+from gmlp_core.train.data import LEGACY_VAL_WINDOWS, build_task_data
 
 
 def evaluate_checkpoint(
@@ -30,23 +32,36 @@ def evaluate_checkpoint(
         tokenizer = load_tokenizer(path)
         if tokenizer is None:
             raise CheckpointError(f"{Path(path) / 'tokenizer.json'}: an MLM checkpoint needs its tokenizer to evaluate")
-    task_data, _ = build_task_data(cfg, spec, batch_size=32, seed=0, tokenizer=tokenizer)
+    task_data, _ = build_task_data(cfg, spec, batch_size=32, seed=0, tokenizer=tokenizer, val_windows=_val_windows(cfg))
     resolved = resolve_precision(precision, model.device)
     with autocast(resolved, model.device):
         metrics = task_data.evaluate(model)
     return {"checkpoint": str(path), "data": task_data.name, "precision": resolved, **metrics}
 
 
-# Data that ships with this package, by the fixed names checkpoints record for it.
-BUILT_IN_DATA = {"mlm": "embedded", "vision": "digits"}
+def _val_windows(cfg: ModelConfig) -> int:
+    """How many validation windows the checkpoint was scored on (``extra.train.val_windows``; 128 before it was
+    recorded). The record is untrusted: anything but an integer in [1, 65536] is an error."""
+    train = cfg.extra.get("train")
+    value = train.get("val_windows", LEGACY_VAL_WINDOWS) if isinstance(train, dict) else LEGACY_VAL_WINDOWS
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65536:
+        raise ValueError(f"config.json: extra.train.val_windows={str(value)[:40]} must be an integer in [1, 65536]")
+    return value
+
+
+# Data that ships with this package (or with Python), by the fixed names checkpoints record for it: the
+# first name per task is the default.
+BUILT_IN_DATA = {"mlm": BUILT_IN_CORPORA, "vision": ("digits", CANVAS_DIGITS)}
 
 
 def _default_data(cfg: ModelConfig, path: str | Path) -> str:
     """The built-in data set for the checkpoint's task. A checkpoint never chooses what is read or downloaded:
     its recorded ``extra.data`` is used only when it names the built-in set; anything else needs ``--data``."""
     recorded = cfg.extra.get("data")
-    default = BUILT_IN_DATA[cfg.task]
-    if recorded not in (None, default):
+    default = BUILT_IN_DATA[cfg.task][0]
+    if recorded in BUILT_IN_DATA[cfg.task]:
+        return recorded
+    if recorded is not None:
         raise ValueError(
             f"{Path(path) / 'config.json'} says it was trained on {str(recorded)[:200]!r}; a checkpoint's own "
             f"record never makes eval read or download data: pass --data to choose it (or --data {default})"

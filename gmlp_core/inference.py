@@ -22,6 +22,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor, nn
 
+from gmlp_core.data.images import class_names_of
 from gmlp_core.data.tokenizer import MASK_ID, EncodedText, count_masks, encode_for_model
 from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.model import IGNORE_INDEX
@@ -58,12 +59,18 @@ class FillMaskResult:
 
 @dataclass(frozen=True)
 class ClassifyResult:
-    """Class probabilities for one image: ``table`` (class, probability) sorted best first."""
+    """Class probabilities for one image: ``table`` (class, probability, and ``name`` when the checkpoint
+    records class names) sorted best first; ``names`` the class names, or None."""
 
     predicted: int
     probabilities: np.ndarray  # (num_classes,) in class order
     latency_ms: float
     table: pd.DataFrame = field(repr=False)
+    names: list[str] | None = field(default=None, repr=False)
+
+    def label(self, index: int) -> str:
+        """How class ``index`` is shown: its name (the first of its synonyms) when known, else the number."""
+        return str(index) if self.names is None else self.names[index].split(",")[0]
 
 
 def _check_model(model: nn.Module, task: str) -> None:
@@ -230,7 +237,8 @@ def _as_pixels(pixel_values: object, cfg: ModelConfig) -> Tensor:
 
 
 def classify_image(model: nn.Module, pixel_values: Tensor | np.ndarray) -> ClassifyResult:
-    """Class probabilities for one image already in the model's convention (floats in [0, 1], ``(1, C, H, W)``).
+    """Class probabilities for one image already in the model's convention (``(1, C, H, W)``: floats in [0, 1],
+    or normalised as the checkpoint's preprocessing says; see ``gmlp_core.data.images.to_pixel_values``).
 
     Raises :class:`BadInput` for a wrong shape or non-finite values.
     """
@@ -244,4 +252,7 @@ def classify_image(model: nn.Module, pixel_values: Tensor | np.ndarray) -> Class
     latency_ms = (time.perf_counter() - start) * 1e3
     order = np.argsort(-probs, kind="stable")
     table = pd.DataFrame({"class": order.astype(int), "probability": probs[order].astype(float)})
-    return ClassifyResult(predicted=int(order[0]), probabilities=probs, latency_ms=latency_ms, table=table)
+    names = class_names_of(model.config)
+    if names is not None:
+        table.insert(1, "name", [names[i] for i in order])
+    return ClassifyResult(int(order[0]), probs, latency_ms, table, names)

@@ -79,7 +79,7 @@ def estimate_parameters(cfg: ModelConfig) -> int:
     position = n * d if cfg.arch == "transformer" else 0
     if cfg.task == "mlm":
         embed = cfg.vocab_size * d + position
-        head = (d * d + d) + norm + cfg.vocab_size
+        head = (d * d + d) + norm + cfg.vocab_size if cfg.mlm_head == "bert" else d * cfg.vocab_size + cfg.vocab_size
     else:
         embed = cfg.in_channels * cfg.patch_size**2 * d + d + position
         head = d * cfg.num_classes + cfg.num_classes

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gmlp_core.models import ModelConfig, config_summary, preset
+from gmlp_core.reference import PaperShape
 
 log = logging.getLogger(__name__)
 
@@ -103,29 +104,67 @@ def smoke_grid() -> list[SweepPoint]:
 
 
 def paper_grid() -> list[SweepPoint]:
-    """The paper's MLM scaling study (BERT setup, 128 tokens; Liu et al. 2021, Table 4): for GPUs.
+    """The paper's MLM scaling study, pair by pair (``gmlp_core.reference.SCALING_PAIRS``, unverified): for GPUs.
 
-    Transformer: 6/12/24/48 layers at d_model 512/768/1024/1024... the paper pairs each Transformer
-    with a gMLP of twice the depth; the sizes below follow that pairing at the paper's widths.
+    Transformers of 6/12/24/48 layers at d_model 768 against gMLPs of 18/36/72/144 layers at d_model 512,
+    d_ffn 3072, on 128-token sequences. The token budget is our reading of the ablation setup (125k steps
+    of 256 x 128 tokens): the paper's batch size for this study is not recorded here.
     """
-    pairs = [(6, 512, 2048), (12, 768, 3072), (24, 1024, 4096)]
+    from gmlp_core.reference import SCALING_PAIRS
+
+    tokens = 125_000 * 256 * 128
     points = []
-    tokens = 125_000 * 256 * 128  # 125k steps, batch 256, 128 tokens (the paper's ablation budget)
-    for layers, d, ffn in pairs:
-        points.append(
-            SweepPoint(
-                f"transformer-l{layers}-d{d}",
-                "bert-base",
-                {"n_layers": layers, "d_model": d, "d_ffn": ffn, "n_heads": d // 64, "seq_len": 128},
-                tokens,
-            )
-        )
-        points.append(
-            SweepPoint(
-                f"gmlp-l{2 * layers}-d{d}", "gmlp-base", {"n_layers": 2 * layers, "d_model": d, "d_ffn": 6 * d}, tokens
-            )
-        )
+    for shape in SCALING_PAIRS:
+        name = f"{shape.arch}-l{shape.n_layers}-d{shape.d_model}"
+        points.append(SweepPoint(name, shape.preset, _pair_overrides(shape), tokens))
     return points
+
+
+def _pair_overrides(shape: PaperShape) -> dict[str, Any]:
+    """The overrides that turn a scaling pair's base preset into its shape (``reference.PaperShape``)."""
+    overrides: dict[str, Any] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "d_ffn": shape.d_ffn}
+    if shape.arch == "transformer":
+        overrides |= {"n_heads": shape.d_model // 64, "seq_len": 128}
+    return overrides
+
+
+PAPER_SERIES = {"full": "full BERT setup", "pairs": "scaling pairs"}
+
+
+def paper_points() -> pd.DataFrame:
+    """The paper's MLM models on the axes of our sweeps, one row per model.
+
+    ``non_embedding_params`` and ``flops_per_token`` are counted by our code from the published shapes
+    (``gmlp_core.reference``), so they sit on the same kind of axis as our runs; ``val_ppl`` is the
+    published perplexity where the reference records one (NaN otherwise: the scaling pairs' perplexities
+    are not recorded), ``val_loss`` its log. ``series`` is ``PAPER_SERIES``'s label, ``pair`` the scaling
+    pair (0 for the full-setup models); ``verified`` as in the reference.
+    """
+    from gmlp_core.reference import BERT_FULL_SETUP, BERT_RESULTS, PAPER_SHAPES, SCALING_PAIRS, paper_results
+
+    ref = paper_results()
+    ppl = ref[ref["setup"] == BERT_FULL_SETUP].set_index("model")["value"]
+    rows = []
+    for key, shapes in (("full", [s for s in PAPER_SHAPES if s.source == BERT_RESULTS]), ("pairs", SCALING_PAIRS)):
+        for shape in shapes:
+            summary = config_summary(preset(shape.preset, **(_pair_overrides(shape) if shape.pair else {})))
+            value = float(ppl.get(shape.model, np.nan)) if key == "full" else np.nan
+            rows.append(
+                {
+                    "model": shape.model,
+                    "arch": shape.arch,
+                    "series": PAPER_SERIES[key],
+                    "pair": shape.pair or 0,
+                    "shape": f"{shape.n_layers} x {shape.d_model} x {shape.d_ffn}",
+                    **{k: summary[k] for k in ("params", "non_embedding_params", "flops_per_token")},
+                    "published_params_m": shape.params_m,
+                    "val_ppl": value,
+                    "val_loss": float(np.log(value)),
+                    "source": shape.source,
+                    "verified": shape.verified,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 GRIDS = {"demo": demo_grid, "smoke": smoke_grid, "paper": paper_grid}

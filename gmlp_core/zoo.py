@@ -5,7 +5,7 @@ deterministically: same seed, same steps, same numbers on the same machine. Entr
 
 - MLM on the embedded text (Python's own documentation): gMLP, aMLP and a Transformer at matched
   non-embedding parameter counts and equal budget (the paper's comparison at demo scale), plus the
-  gating ablation of the paper's Table 1 (linear, additive, multiplicative; split is the gMLP entry
+  gating ablation of the paper's MLM gating-ablation table (linear, additive, multiplicative; split is the gMLP entry
   itself) and an identity control with no token mixing at all (a stack of plain FFNs).
 - Vision on scikit-learn's bundled 8x8 digits, one pixel per patch, so each row of W maps onto the
   8x8 grid: gMLP, aMLP and a ViT-style Transformer.
@@ -101,7 +101,7 @@ ABLATION_ENTRIES = {
     "mlm-gmlp": "split",
     "mlm-gmlp-identity": "identity",
 }
-# Each variant's row in the paper's MLM ablation (Liu et al. 2021, Table 1; gmlp_core.reference): our
+# Each variant's row in the paper's MLM ablation (Liu et al. 2021, MLM gating-ablation table; gmlp_core.reference.ABLATION_TABLE): our
 # Transformer has absolute positions, so it is "BERT-base". The identity control is not in the paper's table.
 PAPER_ABLATION_NAME = {
     "transformer": "BERT-base",

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.attributions_view import DEFAULT_TEXT, explain, image_targets, show, text_targets
-from dashboard.image_input import pick_image
+from dashboard.attributions_view import DEFAULT_TEXT, class_options, explain, image_targets, show, text_targets
+from dashboard.image_input import photo_models, pick_image
 from gmlp_core.data.tokenizer import count_masks
 
 lens = context.current()
@@ -39,10 +39,13 @@ if task == "mlm":
     word = right.text_input("Explain this word instead of each model's top guess (optional)", key="attr-word")
     targets = text_targets(lens, names, text, which, word.strip().lower() or None)
 else:
-    image = pick_image("attr")
+    image = pick_image("attr", photos=bool(photo_models(lens, names)))
     if image is None:
         st.stop()
-    choice = st.selectbox("Class to explain", ["each model's prediction"] + list(range(10)), key="attr-class")
+    classes, show_class = class_options(lens, names)
+    choice = st.selectbox(
+        "Class to explain", ["each model's prediction"] + classes, format_func=show_class, key="attr-class"
+    )
     targets = image_targets(lens, names, image, None if isinstance(choice, str) else int(choice))
 
 request = (

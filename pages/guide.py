@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from dashboard import lecture
+
 st.title("Guide")
 st.caption("Liu, Dai, So and Le, *Pay Attention to MLPs*, NeurIPS 2021 (arXiv 2105.08050).")
 
@@ -58,9 +60,10 @@ st.markdown(
 4. **What W learns:** the learned spatial weights are **local** (each token mostly mixes with its neighbours)
    and **shift-invariant** (the same pattern at every position), i.e. W looks like a learned convolution.
    The paper shows the middle row of W in every layer; in vision, rows of W become 2D filters.
-5. **Ablation (Table 1):** with f(Z) = W LN(Z) + b, split gating Z₁ ⊙ f(Z₂) is best (perplexity 4.35, on par
+5. **Ablation (the MLM gating-ablation table):** with f(Z) = W LN(Z) + b, split gating Z₁ ⊙ f(Z₂) is best (perplexity 4.35, on par
    with BERT-base's 4.37), then multiplicative Z ⊙ f(Z) (4.53), additive Z + f(Z) (4.97) and linear f(Z)
-   (5.14): token mixing alone is not enough, the *gating* matters.
+   (5.14): token mixing alone is not enough, the *gating* matters. (Every figure of the paper quoted in this app
+   is recorded from secondary sources and marked unverified until checked against the paper.)
 
 Our zoo tests these *at demo scale*: small models, minutes of CPU training, 8x8 digits and a small text
 corpus. Some findings show up (a local, shift-invariant W in the first layer; gating beats no gating), some do
@@ -95,9 +98,10 @@ shown for comparison. The **convergence delta** checks the result: attributions 
 in the model's score, so a large delta means "use more steps".
 
 **Scaling.** Validation perplexity against non-embedding parameters and against FLOPs, on log-log axes, with
-a fitted power law per architecture. Compare the **slopes** (alpha): the paper's claim is that gMLP's slope
-matches the Transformer's. The paper's own numbers can be overlaid, clearly marked: they come from a very
-different setup. The ablation table ranks the gating variants.
+a fitted power law per architecture. Compare the **slopes** (alpha), drawn with their standard-error bars: the
+paper's claim is that gMLP's slope matches the Transformer's. The paper's models get a panel of their own at their
+scale (three decades above ours), and the page says what our small runs can and cannot show. The ablation chart
+and table rank the gating variants, with the unigram baseline as a dashed line.
 
 **Training.** Loss and validation curves from each checkpoint's `metrics.jsonl`.
 """
@@ -122,22 +126,25 @@ st.markdown(
   models often look alike: local mixing, with a few long-range links.
 - **Watch W form.** Drag the training-snapshot slider: W starts as near-zero noise and the band emerges as
   the validation perplexity drops (compare with the Training page).
-- **Ablation.** The identity control (s(Z) = Z) cannot mix tokens at all: its perplexity stays near the
-  context-free (unigram) baseline. Linear token mixing without a gate helps; gating helps more. At demo scale the
+- **Ablation.** The identity control (s(Z) = Z) cannot mix tokens at all: it is the worst variant, and beats the
+  context-free (unigram) baseline, the dashed line on the Scaling page's ablation chart, only because BERT-style
+  masking leaves some targets unmasked. Linear token mixing without a gate helps; gating helps more. At demo scale the
   order of the gated variants can differ from the paper's: read the Scaling page's ablation table, which shows
   the paper's ranks beside ours.
-- **Be careful with conclusions.** Demo models are tiny and trained for minutes. If two models differ by less
-  than the run-to-run noise, the difference means nothing; use the scaling page's fits and error bars.
+- **Be careful with conclusions.** Demo models are tiny and trained for minutes, each from one seed. A difference
+  smaller than the run-to-run noise means nothing, and no page measures that noise: the Scaling page's error bars
+  on alpha come from the scatter around one fit, not from repeated runs.
 """
 )
 
 st.header("Try this in a lecture")
 st.markdown(
     """
-1. Live inference: type *"the [MASK] of the function is returned"* and compare the three models' guesses.
-2. Spatial weights: open layer 0 and the last layer, then the middle-row profiles. Where is the band?
-3. Drag the snapshot slider from step 0 to the end and watch the band appear.
-4. W versus attention: same sentence, all three models. Which one's mixing depends on the sentence?
-5. Scaling: read off alpha for each architecture. Do the lines run parallel?
+Turn on **Lecture mode** in the sidebar, or open the app at `?lecture=1` (`?lecture=1&step=4` starts at step 4):
+the text grows, the technical controls leave the sidebar, and a bar above every page walks through the story
+below with **Back** and **Next**. Each step opens its page with its models and inputs already set, so you
+present without typing; the address bar always holds the current step, to bookmark or reload. Between steps
+every control works as usual; the sidebar lists the steps to jump to any of them.
 """
 )
+st.markdown(lecture.outline())

@@ -1,20 +1,21 @@
-"""Live inference: fill-mask side by side for the MLM models, digit classification for the vision models."""
+"""Live inference: fill-mask side by side for the MLM models, image classification for the vision models."""
 
 import streamlit as st
 
-from dashboard import context, plots, widgets
-from dashboard.image_input import pick_image
-from dashboard.inference_view import EXAMPLES, classify_panels, fill_mask_panels
+from dashboard import context, widgets
+from dashboard.image_input import photo_models, pick_image
+from dashboard.inference_view import EXAMPLES, classify_panels, fill_mask_panels, show_preview
+from gmlp_core.inference import MAX_TOP_K
 
 lens = context.current()
 st.title("Live inference")
 
-text_tab, image_tab = st.tabs(["Fill the mask (language)", "Classify a digit (vision)"])
+text_tab, image_tab = st.tabs(["Fill the mask (language)", "Classify an image (vision)"])
 
 with text_tab:
     mlm = lens.names("mlm")
     if not mlm:
-        st.info("Pick at least one MLM model in the sidebar (**Models to compare**).")
+        st.info(widgets.models_hint("MLM model"))
     else:
         if "fill-text" not in st.session_state:
             st.session_state["fill-text"] = EXAMPLES[0]
@@ -27,7 +28,7 @@ with text_tab:
             key="fill-example",
             on_change=lambda: st.session_state.update({"fill-text": st.session_state["fill-example"] or ""}),
         )
-        top_k = right.slider("Top k", 1, 10, 5, key="fill-topk")
+        top_k = right.slider("Top k", 1, MAX_TOP_K, 5, key="fill-topk", help="Guesses shown per [MASK]")
         text = left.text_area("Text with one or more [MASK]", key="fill-text", height=110)
         predictions = fill_mask_panels(lens, mlm, text, top_k)
         if not predictions.empty:
@@ -37,14 +38,13 @@ with text_tab:
 with image_tab:
     vision = lens.names("vision")
     if not vision:
-        st.info("Pick at least one vision model in the sidebar (**Models to compare**).")
+        st.info(widgets.models_hint("vision model"))
     else:
-        image = pick_image("infer")
+        image = pick_image("infer", photos=bool(photo_models(lens, vision)))
         if image is not None:
             left, right = st.columns([1, 3])
             with left:
-                widgets.chart(plots.digit(image.preview(), "What the models see (8 x 8)"), key="infer-preview")
-                st.caption(image.caption)
+                show_preview(lens, vision, image)
             with right:
                 probabilities = classify_panels(lens, vision, image)
             if not probabilities.empty:

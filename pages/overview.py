@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard import context, widgets
-from dashboard.overview_view import ZOO_COLUMN_CONFIG, display_zoo, preset_selections
+from dashboard import context
+from dashboard.overview_view import preset_selections, zoo_picker
 from dashboard.style import escape_markdown
 
 lens = context.current()
@@ -14,10 +14,7 @@ st.markdown(
 )
 
 if lens.zoo.empty:
-    st.warning(
-        f"No checkpoints under `{lens.folder}`. Build the demo zoo with `python -m gmlp_core zoo`, "
-        "or point the app at another folder with `streamlit run dashboard/app.py -- --root DIR`."
-    )
+    st.warning(context.no_models_hint(lens.folder))
     st.stop()
 
 ok, bad = lens.zoo[lens.zoo["status"] == "ok"], lens.zoo[lens.zoo["status"] != "ok"]
@@ -34,7 +31,8 @@ for col, (label, names) in zip(cols, preset_selections(lens).items(), strict=Fal
     col.button(label, on_click=context.set_selection, args=(names,), width="stretch", key=f"pick-{label}")
 
 st.subheader("The zoo")
-widgets.table(display_zoo(lens), "zoo", column_config=ZOO_COLUMN_CONFIG)
+st.caption("Tick **picked** to add a model to the comparison or untick it to drop it.")
+zoo_picker(lens)
 
 if not bad.empty:
     st.subheader("Unreadable checkpoints")

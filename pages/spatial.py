@@ -3,7 +3,16 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
-from dashboard.spatial_view import filter_stride, profile_matrix, rows_as_filters, snapshot_timeline, spatial
+from dashboard.spatial_view import (
+    centre_filters,
+    filter_positions,
+    filter_stride,
+    profile_matrix,
+    rows_as_filters,
+    snapshot_timeline,
+    spatial,
+    stride_options,
+)
 
 lens = context.current()
 st.title("Spatial weights W")
@@ -31,15 +40,33 @@ st.caption(
 triplet = [data.weights[layer], data.toeplitz[layer], data.residual[layer]]
 widgets.chart(plots.matrix_grid(triplet, ["W", "Toeplitz part", "residual"], cols=3, panel_height=430), key="spatial-w")
 
-st.subheader("The paper's figure: the middle token's row of W in every layer")
-profiles, offsets = profile_matrix(data.profiles)
-st.caption(
-    f"Row {data.middle} of W against the offset j - i. A peak near 0 means local mixing; the same shape in every "
-    "row (see the Toeplitz part) means shift invariance."
-)
-widgets.chart(plots.row_profiles(profiles, int(-offsets[0])), key="spatial-profiles")
+if data.grid is None:
+    st.subheader("The paper's figure: the middle token's row of W in every layer")
+    profiles, offsets = profile_matrix(data.profiles)
+    st.caption(
+        f"Row {data.middle} of W against the offset j - i. A peak near 0 means local mixing; the same shape in every "
+        "row (see the Toeplitz part) means shift invariance."
+    )
+    widgets.chart(plots.row_profiles(profiles, int(-offsets[0])), key="spatial-profiles")
+else:
+    filters, centre = centre_filters(data)
+    g = data.grid
+    st.subheader(f"The paper's figure: the centre patch's row of W in every layer, as a {g} x {g} filter")
+    st.caption(
+        f"Row {centre} of W (patch ({centre // g}, {centre % g})) drawn on the patch grid: where that patch gathers "
+        "from. A gMLP trained on ImageNet shows local, convolution-like filters around the centre (the paper's Figure 3); "
+        "a randomly initialised W is noise of about 1e-6."
+    )
+    titles = [f"layer {i}" for i in range(len(filters))]
+    widgets.chart(plots.image_grid(filters, titles, cols=min(10, len(filters))), key="spatial-centre")
 
 st.subheader("Locality and shift invariance per layer")
+if data.grid is not None:
+    k = int(data.summary["band_k"].iloc[0])
+    st.caption(
+        f"Measured in 2-D on the {data.grid} x {data.grid} patch grid: locality is the share of |W| within {k} "
+        "patch(es) in both directions; shift invariance compares W with its best 2-D convolution (the Toeplitz part)."
+    )
 left, right = st.columns([3, 2])
 score_cols = [c for c in ("locality", "shift_invariance") if c in data.summary.columns]
 with left:
@@ -51,14 +78,18 @@ if data.grid is not None:
     grid = data.grid
     st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
     st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
-    every = grid <= 4 or (grid <= 8 and st.toggle("Show every position", value=False, key="spatial-all"))
-    stride = 1 if every else filter_stride(grid)
-    if stride > 2:
-        st.caption(f"Every {stride}th pixel in each direction, so that at most 64 filters are drawn.")
-    positions = [p for p in range(n) if (p // grid) % stride == 0 and (p % grid) % stride == 0]
+    options = stride_options(grid)
+    default = 1 if grid <= 4 else filter_stride(grid)
+    stride = (
+        st.select_slider("A filter every k patches, in each direction", options, value=default, key="spatial-stride")
+        if len(options) > 1
+        else options[0]
+    )
+    positions = filter_positions(grid, stride)
     filters = rows_as_filters(data.weights[layer], grid)
     titles = [f"pixel ({p // grid}, {p % grid})" for p in positions]
-    widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=min(8, grid)), key="spatial-filters")
+    per_side = int(len(positions) ** 0.5)
+    widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=per_side), key="spatial-filters")
 
 st.subheader("Watch W form during training")
 snapshot_timeline(checkpoint, layer)

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from dashboard import context, plots, widgets
+from dashboard import context, widgets
 from dashboard.style import escape_markdown
-from dashboard.training_view import METRIC_HELP, training_logs
+from dashboard.training_view import METRIC_HELP, METRIC_LABELS, X_LABELS, metric_chart, training_logs
 
 lens = context.current()
 st.title("Training")
@@ -23,21 +23,20 @@ if logs.empty:
 missing = sorted(set(names) - set(logs["name"]))
 if missing:
     st.info(f"No training log for: {escape_markdown(', '.join(missing))}")
-x = st.radio("Horizontal axis", ["step", "elapsed_s"], horizontal=True, key="train-x")
+x = st.radio("Horizontal axis", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key="train-x")
 metrics = [m for m in METRIC_HELP if m in logs.columns and logs[m].notna().any()]
+
+
 left, right = st.columns(2)
 with left:
-    widgets.chart(plots.curves(logs, x, "loss", title="Training loss", log_y=True), key="train-loss")
-    st.caption(METRIC_HELP["loss"])
+    metric_chart(logs, x, "loss", key="train-loss")
 with right:
-    widgets.chart(plots.curves(logs, x, "val_loss", title="Validation loss", log_y=True), key="train-val")
-    st.caption(METRIC_HELP["val_loss"])
+    metric_chart(logs, x, "val_loss", key="train-val")
 
-metric = st.selectbox("Another metric", [m for m in metrics if m not in ("loss", "val_loss")], key="train-metric")
+others = [m for m in metrics if m not in ("loss", "val_loss")]
+metric = st.selectbox("Another metric", others, format_func=METRIC_LABELS.get, key="train-metric")
 if metric:
-    log_y = metric.endswith("ppl")  # perplexity falls from thousands to tens: only a log axis shows the end
-    widgets.chart(plots.curves(logs, x, metric, title=metric.replace("_", " "), log_y=log_y), key="train-other")
-    st.caption(METRIC_HELP[metric])
+    metric_chart(logs, x, metric, key="train-other")
 
 with st.expander("All logged rows"):
-    widgets.table(logs, "training-logs")
+    widgets.table(logs.rename(columns=METRIC_LABELS | X_LABELS), "training-logs")

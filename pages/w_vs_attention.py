@@ -3,7 +3,8 @@
 import streamlit as st
 
 from dashboard import context, plots, widgets
-from dashboard.image_input import pick_image
+from dashboard.image_input import photo_models, pick_image
+from dashboard.style import escape_markdown
 from dashboard.w_vs_attention_view import (
     DEFAULT_TEXT,
     compute,
@@ -35,7 +36,7 @@ if task == "mlm":
         st.warning("Type a sentence: there is nothing to mix in empty text.")
         st.stop()
 else:
-    image = pick_image("wva")
+    image = pick_image("wva", photos=bool(photo_models(lens, list(chosen.values()))))
     if image is None:
         st.stop()
     prepared = prepare_image(lens, chosen, image)
@@ -71,5 +72,8 @@ with widgets.guard("W versus attention"):
         panel_height=420,
     )
     widgets.chart(fig, key="wva-influence")
+    for p in panels:
+        if results[p.name].influence_note:
+            st.caption(f"{escape_markdown(p.name)}: {results[p.name].influence_note}.")
     with st.expander("Token influence as a table"):
         widgets.table(influence_table(prepared, results), "token-influence")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from app_helpers import array, figure_titles, figures, start, texts
@@ -88,6 +89,12 @@ def test_overview_lists_the_zoo_and_survives_broken_checkpoints(app_root: Path) 
         shown = texts(at)
         assert "refusing to load a pickle" in shown and "corrupt or truncated" in shown
         assert "not for the app" not in shown  # nothing behind the escaping link is read
+    assert {"causal", "spatial", "cloze"} <= set(zoo.columns), "the model's kind and what to expect of it"
+    if app_root.name == "checkpoints":
+        # The zoo's MLM models carry their cloze score (metrics.json), vision models none.
+        cloze = zoo.set_index("name")["cloze"]
+        assert cloze["mlm-amlp"].endswith("/50") and int(cloze["mlm-amlp"].split("/")[0]) > 0
+        assert cloze["vision-gmlp"] is None or pd.isna(cloze["vision-gmlp"])
     assert at.get("download_button"), "the zoo table is downloadable"
     # the default selection is the main comparison, in the sidebar and in the URL
     picked = at.sidebar.multiselect[0].value
@@ -162,8 +169,13 @@ def test_training_curves_follow_the_chosen_checkpoints(app_root: Path) -> None:
     at.multiselect(key="train-names").set_value(names[:1] + other).run()
     assert {t.name for t in figures(at)[0].data} == set(names[:1] + other)
     at.radio(key="train-x").set_value("elapsed_s").run()
-    assert figures(at)[0].layout.xaxis.title.text == "elapsed s"
+    assert figures(at)[0].layout.xaxis.title.text == "time since the start of training (s)"
     assert "Training loss" in figure_titles(at)
+    # Readable names everywhere, never the log's column names (elapsed_s, val_ppl, tokens_per_s)
+    shown = [*at.radio(key="train-x").options, *at.selectbox(key="train-metric").options]
+    shown += [f.layout.yaxis.title.text for f in figures(at)] + figure_titles(at)
+    assert "validation perplexity" in shown or "validation accuracy" in shown
+    assert not [t for t in shown if "_" in t], shown
     loss = figures(at)[0]
     assert loss.layout.yaxis.type == "log"
     ticks = [float(t.replace(",", "")) for t in loss.layout.yaxis.ticktext]  # full numbers, not bare digits
@@ -190,16 +202,36 @@ def test_scaling_fits_power_laws_to_every_sweep_csv(app_root: Path) -> None:
     at.toggle(key="scaling-offset").set_value(True).run()
     fig = figures(at)[0]
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    n_traces = len(fig.data)
-    at.toggle(key="scaling-paper").set_value(True).run()
-    fig = figures(at)[0]
-    assert len(fig.data) > n_traces
-    assert any("different setup" in (t.name or "") for t in fig.data)
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):  # full labels ("20k", "1M", "4.5"), never a bare "2" or "5"
+        labels = [_parse_tick(t) for t in axis.ticktext]
+        assert labels == pytest.approx(list(axis.tickvals), rel=1e-3) and len(labels) >= 3
+    assert not any("paper" in (t.name or "") for t in fig.data), "the paper's models have a panel of their own"
+
+    paper = next(f for f in figures(at) if (f.layout.title.text or "").startswith("Paper:"))
+    curves, sizes = [t for t in paper.data if t.yaxis == "y"], [t for t in paper.data if t.yaxis == "y2"]
+    assert curves and all("(unverified)" in t.name for t in curves), "every unverified series says so"
+    assert min(v for t in curves for v in array(t.x)) > 1e7, "at the paper's scale, not squeezed next to ours"
+    pairs = [t for t in sizes if "scaling pairs" in t.name]
+    assert {t.y[0] for t in pairs} == {"scaling pairs: gMLP", "scaling pairs: Transformer"}
+    assert sum(len(array(t.x)) for t in pairs) == 8, "the four Transformer/gMLP pairs, as sizes"
+
+    slopes = next(f for f in figures(at) if (f.layout.title.text or "").startswith("Fitted slopes"))
+    ours = [t for t in slopes.data if t.name.startswith("ours")]
+    assert len(ours) == 2 and all(np.isfinite(array(t.error_y.array)).all() for t in ours), "error bars on alpha"
+    assert any(t.name.startswith("paper") for t in slopes.data), "the paper's slopes to compare with"
+    shown = texts(at)
+    assert "What these runs can show" in shown and "What they cannot show" in shown
     assert isinstance(at.dataframe[-1].value, pd.DataFrame) and "verified" in at.dataframe[-1].value.columns
+    assert set(at.dataframe[-1].value["pair"]) == {1, 2, 3, 4}
     ablations = [df.value for df in at.dataframe if "variant" in df.value.columns]
     if ablations:  # the zoo's gating variants, or results/ablation.csv: no column left empty for every row
         assert {"variant", "val_ppl"} <= set(ablations[0].columns)
         assert not ablations[0].isna().all().any()
+
+
+def _parse_tick(label: str) -> float:
+    scale = {"k": 1e3, "M": 1e6, "B": 1e9}.get(label[-1], 1.0)
+    return float(label.rstrip("kMB").replace(",", "")) * scale
 
 
 def test_guide_explains_the_paper_and_every_page(app_root: Path) -> None:

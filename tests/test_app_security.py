@@ -80,7 +80,7 @@ def test_training_page_without_validation_rows(
     (root / "mlm-gmlp" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "[1, 2]\n")
     monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
     at = start("training", {"models": "mlm-gmlp"})
-    assert "no val loss in these logs" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
+    assert "no validation loss in these logs" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
 
 
 def test_guard_survives_a_tokenizer_panic_but_not_an_exit() -> None:

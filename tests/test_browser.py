@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import zoo_is_present
 from server_helpers import CHROMIUM, CHROMIUM_ARGS, PAGE_PATHS, REPO, streamlit_server, wait_idle
+
+from dashboard.lecture import STEPS
 
 pytestmark = [
     pytest.mark.browser,
@@ -75,6 +78,48 @@ def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path
         page.set_viewport_size({"width": 1600, "height": min(max(1800, int(height) + 40), 6000)})
         wait_idle(page)
         page.screenshot(path=str(_shots_dir(tmp_path) / f"{page_name}.png"), full_page=True)
+        assert not console_errors, console_errors
+    finally:
+        context.close()
+
+
+@pytest.mark.timeout(900)
+def test_lecture_walk_in_chromium(served: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+    """Lecture mode from ``?lecture=1`` to the last step with Next, at projector size: each step opens its
+    page (URL path and ``?step=``), shows its title in the step bar, and no error box appears anywhere."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, device_scale_factor=1)
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("pageerror", lambda err: console_errors.append(str(err)))
+    bar = page.locator(".st-key-lecture-bar")
+    shot = next(i for i, s in enumerate(STEPS) if s.page == "spatial")  # README's picture: W as a band
+    try:
+        page.goto(f"{served}/?lecture=1", wait_until="domcontentloaded")
+        for index, step in enumerate(STEPS):
+            if index:
+                page.locator(".st-key-lecture-next button").click()
+            bar.get_by_text(f"Step {index + 1} of {len(STEPS)}: {step.title}").wait_for(timeout=120_000)
+            wait_idle(page, timeout_ms=120_000)
+            url = urlparse(page.url)
+            assert url.path.strip("/") == PAGE_PATHS[step.page], (index, page.url)
+            assert parse_qs(url.query)["step"] == [str(index + 1)] and parse_qs(url.query)["lecture"] == ["1"]
+            assert page.locator("h1").first.is_visible()
+            assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+                '[data-testid="stException"]'
+            ).first.inner_text()
+            # (the tiny test root's Overview lists its deliberately broken checkpoints as errors)
+            errors = [
+                t
+                for t in page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+                if "(broken)" not in t and "(refused)" not in t
+            ]
+            assert not errors, (index, errors)
+            if index == shot:  # projector width, tall enough to show the step bar above the band in W
+                page.set_viewport_size({"width": 1024, "height": 1280})
+                wait_idle(page)
+                page.screenshot(path=str(_shots_dir(tmp_path) / "lecture.png"))
+                page.set_viewport_size({"width": 1024, "height": 768})
+        assert page.locator(".st-key-lecture-next button").is_disabled()
         assert not console_errors, console_errors
     finally:
         context.close()

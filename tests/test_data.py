@@ -14,7 +14,7 @@ from PIL import Image
 from gmlp_core import preset
 from gmlp_core.data.images import BadImage, ImageTooLarge, load_digits_split, load_image, to_pixel_values
 from gmlp_core.data.masking import MaskingConfig, mask_tokens, mlm_batch, validation_batches
-from gmlp_core.data.text import embedded_corpus, load_text_corpus
+from gmlp_core.data.text import embedded_corpus, load_text_corpus, python_docs_corpus
 from gmlp_core.data.tokenizer import MASK_ID, PAD_ID, SPECIAL_TOKENS, encode_for_model, train_tokenizer
 from gmlp_core.models import IGNORE_INDEX
 
@@ -37,6 +37,24 @@ def test_embedded_corpus_is_real_english_with_a_fixed_split(corpus) -> None:
     assert again.train == corpus.train and again.validation == corpus.validation
     words = " ".join(corpus.train).lower().split()
     assert words.count("the") > 1000
+
+
+def test_python_docs_adds_the_standard_library_docstrings(corpus) -> None:
+    docs = load_text_corpus("python-docs")
+    assert docs.name == "python-docs"
+    size = sum(map(len, docs.train + docs.validation))
+    assert size > 4 * sum(map(len, corpus.train + corpus.validation)) and size > 1_000_000
+    assert not set(docs.train) & set(docs.validation)
+    # The topics come first, so the smaller corpus's validation paragraphs stay held out here.
+    assert set(corpus.validation) <= set(docs.validation) and set(corpus.train) <= set(docs.train)
+    again = python_docs_corpus()
+    assert again.train == docs.train and again.validation == docs.validation
+    text = " ".join(docs.train)
+    # Library prose (a docstring of a module the manual's topics don't cover), not code or tests.
+    assert "Return the number of" in text and "urllib" in text.lower()
+    added = set(docs.train) - set(corpus.train)
+    assert not any(p.startswith((">>>", "def ", "class ", "import ")) for p in added), "code is not prose"
+    assert not any("self.assert" in p for p in added), "no test suites"
 
 
 def test_tokenizer_special_ids_and_round_trip(tokenizer, tmp_path: Path) -> None:
@@ -189,3 +207,47 @@ def test_bad_images_get_clear_errors() -> None:
         load_image(_png(big))
     with pytest.raises(BadImage, match="finite"):
         to_pixel_values(np.full((4, 4), np.nan), preset("gmlp-demo-vision"))
+
+
+def test_canvas_digits_move_every_step_and_validation_is_fixed() -> None:
+    from gmlp_core.data.canvas import VAL_PLACEMENTS, canvas_digits_split, place_on_canvas
+    from gmlp_core.train.data import CanvasDigitsData, build_task_data
+
+    digits, _ = load_digits_split("train")
+    placed = place_on_canvas(digits[:2], torch.tensor([0, 8]), torch.tensor([8, 0]), canvas=16)
+    assert torch.equal(placed[0, 0, :8, 8:], digits[0, 0]) and torch.equal(placed[1, 0, 8:, :8], digits[1, 0])
+    assert placed.sum() == digits[:2].sum(), "nothing but the digit is drawn"
+    with pytest.raises(ValueError, match="inside"):
+        place_on_canvas(digits[:1], torch.tensor([9]), torch.tensor([0]), canvas=16)
+
+    cfg = preset("gmlp-demo-vision").replace(image_size=16, patch_size=2)
+    data, _ = build_task_data(cfg, "digits-canvas", batch_size=64, seed=0)
+    assert isinstance(data, CanvasDigitsData)
+    a, b, again = data.train_batch(0), data.train_batch(1), data.train_batch(0)
+    assert a["pixel_values"].shape == (64, 1, 16, 16)
+    assert torch.equal(a["pixel_values"], again["pixel_values"]), "a pure function of the step"
+
+    def centres(x: torch.Tensor) -> torch.Tensor:  # each image's centre of mass (row, column)
+        grid = torch.arange(16.0)
+        mass = x.sum(dim=(1, 2, 3))
+        return torch.stack([(x.sum(dim=(1, 3)) * grid).sum(1) / mass, (x.sum(dim=(1, 2)) * grid).sum(1) / mass], 1)
+
+    spread = centres(torch.cat([a["pixel_values"], b["pixel_values"]])).std(dim=0)
+    assert (spread > 1.5).all(), "digits land all over the canvas, not in the centre"
+    x_val, y_val = canvas_digits_split("validation")
+    assert len(x_val) == VAL_PLACEMENTS * 360 and torch.equal(x_val, canvas_digits_split("validation")[0])
+    assert torch.equal(data.x_val, x_val) and torch.equal(data.y_val, y_val)
+    with pytest.raises(ValueError, match="in_channels=1"):
+        build_task_data(cfg.replace(in_channels=3), "digits-canvas", batch_size=8, seed=0)
+
+
+def test_short_fraction_sets_how_many_training_rows_are_padded() -> None:
+    from gmlp_core.train.data import build_task_data
+
+    cfg = preset("gmlp-tiny-mlm").replace(vocab_size=300, seq_len=32)
+    padded = {}
+    for fraction in (0.0, 0.3, 1.0):
+        data, _ = build_task_data(cfg, "embedded", batch_size=64, seed=0, short_fraction=fraction)
+        ids = torch.cat([data.train_batch(step)["input_ids"] for step in range(4)])
+        padded[fraction] = float((ids == PAD_ID).any(dim=1).float().mean())
+    assert padded[0.0] == 0.0 and 0.15 < padded[0.3] < 0.45 and padded[1.0] > 0.9

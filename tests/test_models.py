@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from gmlp_core import IGNORE_INDEX, ModelConfig, build_model, count_parameters, flops_per_token, list_presets, preset
 from gmlp_core.models import preset_info
+from gmlp_core.reference import PAPER_SHAPES, SCALING_PAIRS, PaperShape
 
 TINY = list_presets(group="tiny")
 ARCHS = ("gmlp", "amlp", "transformer")
@@ -347,6 +348,30 @@ def test_paper_parameter_counts_match_published_figures(name: str) -> None:
     published = preset_info(name).published_params_m * 1e6
     ours = count_parameters(preset(name))
     assert abs(ours - published) / published < 0.01, f"{name}: {ours / 1e6:.2f}M vs published {published / 1e6}M"
+
+
+@pytest.mark.parametrize("shape", PAPER_SHAPES + SCALING_PAIRS, ids=lambda s: s.model)
+def test_paper_presets_have_the_published_shape(shape: PaperShape) -> None:
+    """A parameter count cannot tell 48 x 768 x 6144 from 96 x 768 x 3072 (both ~365M): the shape must match too."""
+    cfg = preset(shape.preset, n_layers=shape.n_layers) if shape.pair else preset(shape.preset)
+    assert (cfg.arch, cfg.n_layers, cfg.d_model, cfg.d_ffn) == (shape.arch, shape.n_layers, shape.d_model, shape.d_ffn)
+    if shape.attn_dim is not None:
+        assert cfg.attn_dim == shape.attn_dim
+    if shape.params_m is not None:
+        assert preset_info(shape.preset).published_params_m == shape.params_m
+
+
+def test_every_paper_preset_is_recorded_with_its_published_shape() -> None:
+    recorded = {s.preset for s in PAPER_SHAPES}
+    liu = {n for n in list_presets(group="paper") if preset_info(n).source.startswith("Liu et al.")}
+    assert liu == recorded
+    assert all("(unverified)" in preset_info(n).source for n in liu if not _shape(n).verified)
+    large = preset("gmlp-large")
+    assert (large.n_layers, large.d_ffn) == (96, 3072), "gMLP-large is 96 layers of d_ffn 3072, not 48 of 6144"
+
+
+def _shape(preset_name: str) -> PaperShape:
+    return next(s for s in PAPER_SHAPES if s.preset == preset_name)
 
 
 def test_count_parameters_config_equals_model_and_non_embedding_is_smaller() -> None:

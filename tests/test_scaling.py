@@ -81,20 +81,50 @@ def test_load_sweep_csvs_skips_unrelated_files(tmp_path: Path) -> None:
     assert len(df) == 1 and df.source.iloc[0] == str(good)
 
 
-def test_paper_reference_rows_and_the_scaling_overlay_use_one_setup() -> None:
-    from dashboard.scaling_view import paper_points
-    from gmlp_core.reference import ABLATION_SETUP, paper_ablation, paper_results
+def test_paper_reference_rows_cite_one_label_per_table_and_stay_flagged() -> None:
+    from gmlp_core.reference import ABLATION_SETUP, PAPER_SHAPES, SOURCES, paper_ablation, paper_results
 
     ref = paper_results()
-    assert ref.source.str.startswith("Table").all() and ref.verified.isin([True, False]).all()
+    assert set(ref.source) <= set(SOURCES) and {s.source for s in PAPER_SHAPES} <= set(SOURCES)
+    assert len(set(SOURCES)) == len(SOURCES) and sum(s.startswith("Table 1") for s in SOURCES) == 1
+    assert not ref.verified.any(), "nothing is checked against the paper yet: every figure stays flagged"
     ablation = paper_ablation()
     assert (ablation.setup == ABLATION_SETUP).all() and len(ablation) == 7
     split = ablation.set_index("model").value
     assert split["gMLP, multiplicative split"] < split["gMLP, multiplicative"] < split["gMLP, additive"]
     assert split["gMLP, additive"] < split["gMLP, linear"]
-    overlay = paper_points("val_ppl")
-    assert set(overlay.source) == {"Table 5"} and len(overlay) == 6, "no ablation-setup points on the scaling plot"
-    np.testing.assert_allclose(paper_points("val_loss").y, np.log(overlay.y))
+
+
+def test_paper_grid_is_the_papers_scaling_pairs() -> None:
+    """Transformers of 6/12/24/48 layers at d_model 768 against gMLPs of 18/36/72/144 layers at 512 x 3072."""
+    from gmlp_core.reference import SCALING_PAIRS
+
+    grid = {p.name: p.config() for p in load_grid("paper")}
+    shapes = sorted((c.arch, c.n_layers, c.d_model, c.d_ffn) for c in grid.values())
+    assert shapes == sorted((s.arch, s.n_layers, s.d_model, s.d_ffn) for s in SCALING_PAIRS)
+    assert sorted(c.n_layers for c in grid.values() if c.arch == "transformer") == [6, 12, 24, 48]
+    assert sorted(c.n_layers for c in grid.values() if c.arch == "gmlp") == [18, 36, 72, 144]
+    sizes = describe_grid(load_grid("paper")).set_index("name").non_embedding_params
+    for t, g in (("l6-d768", "l18-d512"), ("l48-d768", "l144-d512")):  # each pair at about the same size
+        assert sizes[f"gmlp-{g}"] == pytest.approx(sizes[f"transformer-{t}"], rel=0.03)
+
+
+def test_paper_points_put_the_papers_models_on_our_axes_without_inventing_perplexities() -> None:
+    from gmlp_core.reference import BERT_FULL_SETUP, paper_results
+    from gmlp_core.scaling import PAPER_SERIES, paper_points
+
+    points = paper_points()
+    full = points[points.series == PAPER_SERIES["full"]].set_index("model")
+    ref = paper_results()
+    published = ref[ref.setup == BERT_FULL_SETUP].set_index("model").value
+    np.testing.assert_allclose(full.val_ppl.dropna(), published[full.val_ppl.dropna().index])
+    np.testing.assert_allclose(full.val_loss.dropna(), np.log(full.val_ppl.dropna()))
+    # Our count of each published shape is the published total within 1%; non-embedding is what our sweeps plot
+    np.testing.assert_allclose(full.params / 1e6, full.published_params_m, rtol=0.01)
+    assert (points.non_embedding_params < points.params).all()
+    pairs = points[points.series == PAPER_SERIES["pairs"]]
+    assert len(pairs) == 8 and pairs.val_ppl.isna().all(), "the scaling pairs' perplexities are not recorded"
+    assert not points.verified.any()
 
 
 def test_committed_demo_sweep_spans_the_grid_and_fits() -> None:

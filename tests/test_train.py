@@ -68,6 +68,24 @@ def test_eval_reproduces_the_stored_metric_exactly(tmp_path: Path) -> None:
     assert evaluate_checkpoint(vision.checkpoint)["val_accuracy"] == vision.metrics["val_accuracy"]
 
 
+def test_eval_scores_the_validation_windows_the_checkpoint_records(tmp_path: Path) -> None:
+    result = train(_cfg(tmp_path, "gmlp-tiny-mlm", val_windows=8, short_fraction=0.0))
+    config = json.loads((result.checkpoint / "config.json").read_text())
+    assert config["extra"]["train"]["val_windows"] == 8 and config["extra"]["train"]["short_fraction"] == 0.0
+    assert evaluate_checkpoint(result.checkpoint)["val_tokens"] == result.metrics["val_tokens"]
+    assert result.metrics["python"] == sys.version.split()[0], "the built-in corpora depend on Python's version"
+    # A checkpoint from before the record was scored on 128 windows; a malformed record is refused.
+    del config["extra"]["train"]["val_windows"]
+    (result.checkpoint / "config.json").write_text(json.dumps(config))
+    assert evaluate_checkpoint(result.checkpoint)["val_tokens"] > result.metrics["val_tokens"]
+    config["extra"]["train"]["val_windows"] = "all"
+    (result.checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="val_windows"):
+        evaluate_checkpoint(result.checkpoint)
+    with pytest.raises(ValueError, match="short_fraction"):
+        _cfg(tmp_path, "gmlp-tiny-mlm", short_fraction=1.5)
+
+
 def test_training_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
     """Same seed, same machine: the same weights, byte for byte, and the same validation numbers."""
     a = train(_cfg(tmp_path / "a", "gmlp-tiny-mlm", steps=10, eval_every=10))

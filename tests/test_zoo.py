@@ -112,7 +112,7 @@ def test_ablation_table_matches_the_zoo_and_the_committed_csv() -> None:
     table = ablation_table(DEFAULT_ROOT)
     assert set(table.variant) == {"transformer", "split", "multiplicative", "additive", "linear", "identity"}
     assert table.val_ppl.notna().all()
-    # The paper's Table 1 beside ours: every variant but our identity control has the paper's number.
+    # The paper's gating-ablation table beside ours: every variant but our identity control has the paper's number.
     paper = table.set_index("variant")["paper_ppl"]
     assert paper.drop("identity").notna().all() and paper.isna()["identity"]
     assert list(table.variant[:5]) == ["split", "transformer", "multiplicative", "additive", "linear"]

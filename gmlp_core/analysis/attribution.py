@@ -33,7 +33,10 @@ from captum.attr import InputXGradient, IntegratedGradients, LayerGradientXActiv
 from tokenizers import Tokenizer
 from torch import Tensor, nn
 
+from gmlp_core.data.images import black_pixels
 from gmlp_core.data.tokenizer import MASK_ID, PAD_ID, encode_for_model
+from gmlp_core.limits import estimate_memory
+from gmlp_core.models.config import ModelConfig
 
 __all__ = [
     "Attribution",
@@ -46,6 +49,13 @@ __all__ = [
 ]
 
 SCORES = ("log_prob", "logit", "prob")
+BATCH_ACTIVATION_BYTES = 1e9  # what the images of one Integrated Gradients batch may hold for the backward pass
+
+
+def image_batch_size(config: ModelConfig, max_batch: int = 16) -> int:
+    """Images per forward/backward batch: ``max_batch``, fewer when one image's activations are large."""
+    per_image = 2 * estimate_memory(config)["activations"]  # saved for backward: about twice the forward's
+    return int(max(1, min(max_batch, BATCH_ACTIVATION_BYTES // max(per_image, 1.0))))
 
 
 @dataclass(frozen=True)
@@ -239,15 +249,23 @@ def integrated_gradients_image(
     pixel_values: Tensor | np.ndarray,
     target: int,
     *,
-    baseline: float = 0.0,
+    baseline: float | None = None,
     n_steps: int = 32,
-    internal_batch_size: int = 16,
+    internal_batch_size: int | None = None,
     score: str = "log_prob",
 ) -> Attribution:
-    """Integrated Gradients of the ``score`` of class ``target`` per pixel ``(H, W)`` from a constant image."""
+    """Integrated Gradients of the ``score`` of class ``target`` per pixel ``(H, W)`` from a constant image.
+
+    ``baseline`` None is a black image in the model's input convention (0, or ``-mean / std`` for a model
+    whose preprocessing normalises); ``internal_batch_size`` None fits the model's size (16 for small models,
+    a few images at a time for an ImageNet gMLP, so the integral's activations stay near 1 GB)."""
     _check_score(score)
     x = _pixels(model, pixel_values, target)
-    base = torch.full_like(x, float(baseline))
+    if baseline is None:
+        base = black_pixels(model.config).to(x).expand_as(x).clone()
+    else:
+        base = torch.full_like(x, float(baseline))
+    internal_batch_size = internal_batch_size or image_batch_size(model.config)
     forward = _vision_forward(model, score)
     with torch.enable_grad():
         attr, delta = IntegratedGradients(forward).attribute(
@@ -282,7 +300,7 @@ def explain_image(
     target: int,
     *,
     n_steps: int = 32,
-    internal_batch_size: int = 16,
+    internal_batch_size: int | None = None,
     score: str = "log_prob",
 ) -> list[Attribution]:
     """Integrated Gradients (black baseline) and Gradient x Input for one image classification."""

@@ -15,7 +15,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from gmlp_core.analysis.attention import attention_maps, gate_maps, model_inputs
-from gmlp_core.analysis.influence import token_influence
+from gmlp_core.analysis.influence import BUDGET_GFLOP, influence_plan, token_influence
 
 __all__ = ["MixingReport", "mixing_report"]
 
@@ -27,17 +27,24 @@ class MixingReport:
     attentions: list[np.ndarray]  # per layer (heads, L, L); empty for gMLP
     weights: list[np.ndarray]  # per layer (n, n); empty without spatial weights (Transformer)
     gates: list[np.ndarray]  # per layer (L, gate_dim); empty without spatial weights
-    influence: np.ndarray  # (L, L): how much output i moves when input j moves
+    influence: np.ndarray  # (L, L): how much output i moves when input j moves (NaN rows: not computed)
+    influence_note: str = ""  # how a big model's influence was cut to the budget ("" when computed whole)
 
 
 def mixing_report(
-    model: nn.Module, input_ids: Tensor | None = None, pixel_values: Tensor | None = None
+    model: nn.Module,
+    input_ids: Tensor | None = None,
+    pixel_values: Tensor | None = None,
+    budget_gflop: float = BUDGET_GFLOP,
 ) -> MixingReport:
-    """Attention, W, gates and token influence of ``model`` on one input (token ids ``(L,)`` or one image)."""
+    """Attention, W, gates and token influence of ``model`` on one input (token ids ``(L,)`` or one image).
+
+    The influence map costs backward passes: within ``budget_gflop`` (see ``influence.influence_plan``)."""
     inputs = model_inputs(model, input_ids, pixel_values)
     cfg = model.config
     attentions = [a[0].float().cpu().numpy() for a in attention_maps(model, **inputs)] if cfg.arch != "gmlp" else []
     gates = [g[0].float().cpu().numpy() for g in gate_maps(model, **inputs)] if cfg.has_spatial_weights else []
     weights = [w.float().cpu().numpy() for w in model.spatial_weights()] if cfg.has_spatial_weights else []
-    influence = token_influence(model, **inputs).float().cpu().numpy()
-    return MixingReport(attentions, weights, gates, influence)
+    plan = influence_plan(cfg, budget_gflop)
+    influence = token_influence(model, **inputs, rows=plan.rows, n_probes=plan.n_probes).float().cpu().numpy()
+    return MixingReport(attentions, weights, gates, influence, plan.note)

@@ -1,15 +1,21 @@
 """Images: the bundled 8x8 digits, and turning any user image into a model's ``pixel_values``.
 
 Convention: float pixels in [0, 1], shape (B, C, H, W); digits are white strokes on black
-(scikit-learn's values 0..16 divided by 16). Untrusted images are checked by pixel count from the
-header *before* decoding, so a decompression bomb is refused without allocating it.
+(scikit-learn's values 0..16 divided by 16). A model that records its own preprocessing in
+``config.extra["preprocess"]`` (an imported ImageNet model: resize the shorter side, centre crop,
+normalise with mean and std, see :class:`Preprocess`) gets exactly that instead. Untrusted images are
+checked by pixel count from the header *before* decoding, so a decompression bomb is refused without
+allocating it.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,11 +68,131 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     return img
 
 
-def to_pixel_values(image: Image.Image | np.ndarray, config: ModelConfig) -> torch.Tensor:
-    """Convert any image to ``(1, C, H, W)`` floats in [0, 1] for ``config`` (a vision ModelConfig).
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "box": Image.Resampling.BOX,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 
-    Grayscale for one channel (light backgrounds are inverted so strokes are bright, like the
-    digits), RGB for three; padded to a square, then resized to ``image_size``.
+
+@dataclass(frozen=True)
+class Preprocess:
+    """An ImageNet-style evaluation transform (timm's and torchvision's): resize the shorter side to
+    ``resize`` with ``interpolation``, crop the centre ``crop`` x ``crop``, scale to [0, 1], then
+    ``(x - mean) / std`` per channel. Stored in ``config.extra["preprocess"]`` by the importers."""
+
+    resize: int
+    crop: int
+    interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_crop_pct(
+        cls, crop: int, crop_pct: float, interpolation: str, mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> Preprocess:
+        """timm's convention: the shorter side is resized to ``floor(crop / crop_pct)`` (256 for 224 at 0.875)."""
+        return cls(math.floor(crop / crop_pct), crop, interpolation, tuple(mean), tuple(std))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def preprocess_of(config: ModelConfig) -> Preprocess | None:
+    """The preprocessing ``config`` records in ``extra["preprocess"]`` (None: the digits convention).
+
+    ``config.json`` is untrusted: anything malformed is a ``ValueError`` naming the field.
+    """
+    data = config.extra.get("preprocess")
+    if data is None or config.task != "vision":
+        return None
+
+    def fail(msg: str) -> None:
+        raise ValueError(f'extra["preprocess"]: {msg}')
+
+    if not isinstance(data, dict) or set(data) != {"resize", "crop", "interpolation", "mean", "std"}:
+        fail("expected an object with exactly resize, crop, interpolation, mean and std")
+    resize, crop, interpolation = data["resize"], data["crop"], data["interpolation"]
+    if any(not isinstance(v, int) or isinstance(v, bool) for v in (resize, crop)):
+        fail(f"resize={resize!r} and crop={crop!r} must be integers")
+    if crop != config.image_size or not crop <= resize <= 8 * crop:
+        fail(f"crop={crop} must equal image_size={config.image_size} and resize={resize} lie in [crop, 8 * crop]")
+    if interpolation not in INTERPOLATIONS:
+        fail(f"interpolation={interpolation!r}; expected one of {sorted(INTERPOLATIONS)}")
+    stats = []
+    for name in ("mean", "std"):
+        values = data[name]
+        ok = isinstance(values, list) and len(values) == config.in_channels
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok or (name == "std" and min(values) <= 0):
+            fail(f"{name}={str(values)[:60]} must be {config.in_channels} finite numbers (std positive)")
+        stats.append(tuple(float(v) for v in values))
+    return Preprocess(resize, crop, interpolation, stats[0], stats[1])
+
+
+MAX_CLASS_NAME = 200
+
+
+def class_names_of(config: ModelConfig) -> list[str] | None:
+    """The class names ``config.extra["class_names"]`` records, one per class (None: classes are numbers).
+
+    Malformed names (not ``num_classes`` strings of at most 200 characters) are a ``ValueError``.
+    """
+    names = config.extra.get("class_names")
+    if names is None or config.task != "vision":
+        return None
+    ok = isinstance(names, list) and len(names) == config.num_classes
+    if not ok or not all(isinstance(n, str) and len(n) <= MAX_CLASS_NAME for n in names):
+        raise ValueError(
+            f'extra["class_names"]: expected a list of num_classes={config.num_classes} strings of at most '
+            f"{MAX_CLASS_NAME} characters"
+        )
+    return names
+
+
+def _photo_pixels(image: Image.Image, pre: Preprocess, mode: str) -> torch.Tensor:
+    """torchvision's Resize(shorter side) + CenterCrop + ToTensor + Normalize, on a PIL image."""
+    img = image.convert(mode)
+    # torchvision's Resize(int): the shorter side becomes ``resize``, the longer one int(resize * long / short)
+    w, h = img.size
+    size = (pre.resize, int(pre.resize * h / w)) if w <= h else (int(pre.resize * w / h), pre.resize)
+    if size != img.size:
+        img = img.resize(size, INTERPOLATIONS[pre.interpolation])
+    left, top = int(round((size[0] - pre.crop) / 2.0)), int(round((size[1] - pre.crop) / 2.0))
+    img = img.crop((left, top, left + pre.crop, top + pre.crop))
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
+    arr = (arr - np.asarray(pre.mean, np.float32)[:, None, None]) / np.asarray(pre.std, np.float32)[:, None, None]
+    return torch.from_numpy(np.ascontiguousarray(arr))[None]
+
+
+def pixels_to_display(pixels: torch.Tensor, config: ModelConfig) -> np.ndarray:
+    """One image of ``pixel_values`` back to what it looks like: ``(H, W)`` or ``(H, W, 3)`` in [0, 1]."""
+    arr = pixels.detach().float().cpu().numpy().reshape(config.in_channels, config.image_size, config.image_size)
+    pre = preprocess_of(config)
+    if pre is not None:
+        arr = arr * np.asarray(pre.std)[:, None, None] + np.asarray(pre.mean)[:, None, None]
+    arr = np.clip(arr, 0.0, 1.0)
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def black_pixels(config: ModelConfig) -> torch.Tensor:
+    """A black image ``(1, C, H, W)`` in the model's input convention (0, or ``-mean / std`` when normalised)."""
+    x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
+    pre = preprocess_of(config)
+    if pre is not None:
+        x = (x - torch.tensor(pre.mean)[:, None, None]) / torch.tensor(pre.std)[:, None, None]
+    return x
+
+
+def to_pixel_values(image: Image.Image | np.ndarray, config: ModelConfig) -> torch.Tensor:
+    """Convert any image to ``(1, C, H, W)`` pixel values for ``config`` (a vision ModelConfig).
+
+    With a recorded :class:`Preprocess` (``config.extra["preprocess"]``): that transform, exactly. Otherwise
+    floats in [0, 1]: grayscale for one channel (light backgrounds are inverted so strokes are bright, like
+    the digits), RGB for three; padded to a square, then resized to ``image_size``.
     """
     if isinstance(image, np.ndarray):
         arr = np.asarray(image, dtype=np.float64)
@@ -84,6 +210,9 @@ def to_pixel_values(image: Image.Image | np.ndarray, config: ModelConfig) -> tor
         bg = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(bg, image.convert("RGBA"))
     mode = "L" if config.in_channels == 1 else "RGB"
+    pre = preprocess_of(config)
+    if pre is not None:
+        return _photo_pixels(image, pre, mode)
     img = image.convert(mode)
     if mode == "L":
         arr = np.asarray(img, dtype=np.float32)
@@ -98,6 +227,18 @@ def to_pixel_values(image: Image.Image | np.ndarray, config: ModelConfig) -> tor
     if mode == "L" and arr.max() > 0:
         arr = arr / arr.max()  # use the full range, like the digits' strokes
     return torch.from_numpy(np.ascontiguousarray(arr))[None]
+
+
+SAMPLE_PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def sample_photo(name: str) -> Image.Image:
+    """One of scikit-learn's two bundled sample photos (640 x 427 RGB; no download), for the ImageNet models."""
+    from sklearn.datasets import load_sample_image
+
+    if name not in SAMPLE_PHOTOS:
+        raise BadImage(f"unknown sample photo {name!r}; expected one of {', '.join(SAMPLE_PHOTOS)}")
+    return Image.fromarray(load_sample_image(name))
 
 
 def load_digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:

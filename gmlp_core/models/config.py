@@ -12,10 +12,18 @@ ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = ("mlm", "vision")
 GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear", "identity")
 SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
+MLM_HEADS: tuple[str, ...] = ("bert", "linear")
 
 
 # The JSON type each annotation stands for (config.json is read with json.loads: no other types occur).
-_FIELD_KINDS: dict[str, type] = {"str": str, "int": int, "bool": bool, "float": float, "dict[str, Any]": dict}
+_FIELD_KINDS: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": float,
+    "float | None": float,  # None allowed (see the field's comment)
+    "dict[str, Any]": dict,
+}
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number", dict: "a JSON object"}
 
 
@@ -31,6 +39,11 @@ class ModelConfig:
     ``d_ffn`` follows the paper: the width of U's output *before* the split, so with the default
     ``gating="split"`` the Spatial Gating Unit halves it and V maps ``d_ffn // 2 -> d_model``.
     For vision, ``seq_len`` is derived from the image and patch sizes (the number of patches).
+
+    Two fields exist so that published checkpoints load exactly (``gmlp_core.importers``): ``sgu_norm_eps`` is
+    the eps of the gate's LayerNorm LN(Z2) when it differs from ``layer_norm_eps`` (timm uses 1e-6 for the
+    block and final norms but 1e-5 inside the SGU), and ``mlm_head="linear"`` replaces BERT's MLM head with
+    g-mlp-pytorch's untied ``Linear(d_model, vocab)`` after the final norm.
     """
 
     arch: str = "gmlp"
@@ -51,6 +64,8 @@ class ModelConfig:
     num_classes: int = 1000
     dropout: float = 0.0
     layer_norm_eps: float = 1e-5
+    sgu_norm_eps: float | None = None  # None: layer_norm_eps
+    mlm_head: str = "bert"
     spatial_init_eps: float = 1e-3
     initializer_range: float = 0.02
     pad_token_id: int = 0
@@ -64,6 +79,8 @@ class ModelConfig:
         # Types first: a config.json is untrusted input ("seq_len": 8.5, "causal": "yes", "extra": [1]).
         for f in dataclasses.fields(self):
             value, kind = getattr(self, f.name), _FIELD_KINDS[f.type]
+            if value is None and f.type.endswith("| None"):
+                continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
                 object.__setattr__(self, f.name, value)
@@ -73,6 +90,10 @@ class ModelConfig:
                 fail(f"{f.name}={value!r} must be a finite number")
         if not self.layer_norm_eps > 0:
             fail(f"layer_norm_eps={self.layer_norm_eps} must be positive")
+        if self.sgu_norm_eps is not None and not self.sgu_norm_eps > 0:
+            fail(f"sgu_norm_eps={self.sgu_norm_eps} must be positive (or null: the same as layer_norm_eps)")
+        if self.mlm_head not in MLM_HEADS:
+            fail(f"mlm_head={self.mlm_head!r}; expected one of {MLM_HEADS}")
         if self.spatial_init_eps < 0 or self.initializer_range < 0:
             fail("spatial_init_eps and initializer_range must not be negative")
         if self.arch not in ARCHS:
@@ -112,6 +133,11 @@ class ModelConfig:
     def gate_dim(self) -> int:
         """Channels leaving the Spatial Gating Unit (V's input width)."""
         return self.d_ffn // 2 if self.gating == "split" else self.d_ffn
+
+    @property
+    def gate_norm_eps(self) -> float:
+        """The eps of the gate's LayerNorm LN(Z2): ``sgu_norm_eps`` when set, else ``layer_norm_eps``."""
+        return self.layer_norm_eps if self.sgu_norm_eps is None else self.sgu_norm_eps
 
     @property
     def grid_size(self) -> int:

@@ -6,7 +6,7 @@ matrix over positions initialised near zero and ``b`` a per-position bias initia
 init every block is a plain FFN. aMLP adds a tiny single-head attention on the block's normalised
 input whose output is added to ``W LN(Z2) + b`` before the gating.
 
-Gating variants (the paper's ablation, Table 1, with f(Z) = W LN(Z) + b): ``split`` s(Z)=Z1*f(Z2);
+Gating variants (the paper's MLM gating-ablation table, with f(Z) = W LN(Z) + b): ``split`` s(Z)=Z1*f(Z2);
 ``multiplicative`` s(Z)=Z*f(Z); ``additive`` s(Z)=Z+f(Z); ``linear`` s(Z)=f(Z) (token mixing without
 gating). ``identity`` s(Z)=Z is not in the paper's table: it is the control with no token mixing at
 all, the plain FFN that every block starts as.
@@ -97,7 +97,7 @@ class SpatialGatingUnit(nn.Module):
         super().__init__()
         self.gating = config.gating
         if self.gating != "identity":
-            self.norm = nn.LayerNorm(config.gate_dim, eps=config.layer_norm_eps)  # LN(Z2): the gate's width
+            self.norm = nn.LayerNorm(config.gate_dim, eps=config.gate_norm_eps)  # LN(Z2): the gate's width
             self.spatial = SpatialWeight(config)
 
     def forward(self, z: Tensor, attn: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

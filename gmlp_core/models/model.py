@@ -83,7 +83,11 @@ class LensModel(nn.Module):
         block = TransformerBlock if config.arch == "transformer" else GMLPBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        if config.task == "mlm":
+        if config.task == "mlm" and config.mlm_head == "linear":
+            # g-mlp-pytorch's head: the final norm, then an untied Linear(d_model, vocab) with its own bias.
+            self.head = nn.Linear(config.d_model, config.vocab_size)
+            self.decoder_bias = None
+        elif config.task == "mlm":
             # BERT's MLM head: dense + GELU + LayerNorm, then a decoder tied to the token embedding
             # (only its bias is a separate parameter, so safetensors sees no shared tensors).
             self.head = nn.Sequential(
@@ -210,7 +214,9 @@ class LensModel(nn.Module):
         return out
 
     def decode(self, h: Tensor) -> Tensor:
-        """Project hidden states ``(..., d_model)`` onto the vocabulary (tied to the embedding)."""
+        """Project hidden states ``(..., d_model)`` onto the vocabulary (BERT's head is tied to the embedding)."""
+        if self.config.mlm_head == "linear":
+            return self.head(h)
         return F.linear(self.head(h), self.embed.token.weight, self.decoder_bias)
 
     def spatial_weights(self) -> list[Tensor]:

@@ -150,15 +150,26 @@ def _gmlp_bench_wide() -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Paper: Liu et al. 2021. ImageNet models (Table 1): 224 px, 16 px patches, 30 layers, d_ffn = 6 d_model.
+# Paper: Liu et al. 2021. Each preset's published parameter count and source are read from
+# gmlp_core.reference.PAPER_SHAPES, which also records the published shape the tests check it against.
+
+
+def _paper(name: str) -> dict[str, Any]:
+    from gmlp_core.reference import PAPER_SHAPES
+
+    shape = next(s for s in PAPER_SHAPES if s.preset == name)
+    flag = "" if shape.verified else " (unverified)"
+    return dict(published_params_m=shape.params_m, source=f"Liu et al. 2021, {shape.source}{flag}")
+
+
+# ImageNet models: 224 px, 16 px patches, 30 layers, d_ffn = 6 d_model.
 _IMAGENET = dict(task="vision", image_size=224, patch_size=16, in_channels=3, num_classes=1000)
-for _name, _d, _params in (("ti", 128, 5.9), ("s", 256, 19.5), ("b", 512, 73.4)):
+for _name, _d in (("ti", 128), ("s", 256), ("b", 512)):
     register_preset(
         f"gmlp-{_name}",
         "paper",
         f"gMLP-{_name.upper() if _name != 'ti' else 'Ti'}: ImageNet, 30 layers, d_model {_d}",
-        published_params_m=_params,
-        source="Liu et al. 2021, Table 1 (architecture specifications)",
+        **_paper(f"gmlp-{_name}"),
     )(lambda d=_d: ModelConfig(arch="gmlp", d_model=d, d_ffn=6 * d, n_layers=30, **_IMAGENET))
 
 # DeiT (ViT with the same trunk; mean pooling instead of a class token).
@@ -166,50 +177,57 @@ for _name, _d, _h, _params in (("ti", 192, 3, None), ("s", 384, 6, 22.0), ("b", 
     register_preset(
         f"deit-{_name}",
         "paper",
-        f"DeiT-{_name.upper() if _name != 'ti' else 'Ti'}: ViT baseline of the paper's Table 1",
+        f"DeiT-{_name.upper() if _name != 'ti' else 'Ti'}: the ViT baseline of the paper's ImageNet comparison",
         published_params_m=_params,
         source="Touvron et al. 2021 (DeiT), Table 1; DeiT-Ti is printed as 5M, too coarse to check",
     )((lambda d=_d, h=_h: ModelConfig(arch="transformer", d_model=d, d_ffn=4 * d, n_layers=12, n_heads=h, **_IMAGENET)))
 
-# BERT-setup MLM models (Table 5): vocab 30522, 128 tokens; BERT keeps 512 learned positions.
+# BERT-setup MLM models: vocab 30522, 128 tokens; BERT keeps 512 learned positions.
 _BERT = dict(task="mlm", vocab_size=30522, seq_len=128)
 
 
-@register_preset(
-    "gmlp-base", "paper", "gMLP-base MLM: 48 layers, d_model 512, d_ffn 3072", 130.0, "Liu et al. 2021, Table 5"
-)
+@register_preset("gmlp-base", "paper", "gMLP-base MLM: 48 layers, d_model 512, d_ffn 3072", **_paper("gmlp-base"))
 def _gmlp_base() -> ModelConfig:
     return ModelConfig(arch="gmlp", d_model=512, d_ffn=3072, n_layers=48, **_BERT)
 
 
 @register_preset(
-    "amlp-base",
-    "paper",
-    "aMLP-base MLM: 36 layers, d_model 512, d_ffn 3072, tiny attention 64",
-    109.0,
-    "Liu et al. 2021, Table 5",
+    "amlp-base", "paper", "aMLP-base MLM: 36 layers, d_model 512, d_ffn 3072, tiny attention 64", **_paper("amlp-base")
 )
 def _amlp_base() -> ModelConfig:
     return ModelConfig(arch="amlp", d_model=512, d_ffn=3072, n_layers=36, attn_dim=64, **_BERT)
 
 
-@register_preset(
-    "gmlp-large", "paper", "gMLP-large MLM: 48 layers, d_model 768, d_ffn 6144", 365.0, "Liu et al. 2021, Table 5"
-)
+@register_preset("gmlp-large", "paper", "gMLP-large MLM: 96 layers, d_model 768, d_ffn 3072", **_paper("gmlp-large"))
 def _gmlp_large() -> ModelConfig:
-    return ModelConfig(arch="gmlp", d_model=768, d_ffn=6144, n_layers=48, **_BERT)
+    return ModelConfig(arch="gmlp", d_model=768, d_ffn=3072, n_layers=96, **_BERT)
 
 
-@register_preset("bert-base", "paper", "BERT-base: 12 layers, d_model 768, 12 heads", 110.0, "Liu et al. 2021, Table 5")
+@register_preset(
+    "amlp-large",
+    "paper",
+    "aMLP-large MLM: 72 layers, d_model 768, d_ffn 3072, tiny attention 128",
+    **_paper("amlp-large"),
+)
+def _amlp_large() -> ModelConfig:
+    return ModelConfig(arch="amlp", d_model=768, d_ffn=3072, n_layers=72, attn_dim=128, **_BERT)
+
+
+@register_preset(
+    "gmlp-xlarge", "paper", "gMLP-xlarge MLM: 144 layers, d_model 1024, d_ffn 4096", **_paper("gmlp-xlarge")
+)
+def _gmlp_xlarge() -> ModelConfig:
+    return ModelConfig(arch="gmlp", d_model=1024, d_ffn=4096, n_layers=144, **_BERT)
+
+
+@register_preset("bert-base", "paper", "BERT-base: 12 layers, d_model 768, 12 heads", **_paper("bert-base"))
 def _bert_base() -> ModelConfig:
     return ModelConfig(
         arch="transformer", d_model=768, d_ffn=3072, n_layers=12, n_heads=12, **{**_BERT, "seq_len": 512}
     )
 
 
-@register_preset(
-    "bert-large", "paper", "BERT-large: 24 layers, d_model 1024, 16 heads", 336.0, "Liu et al. 2021, Table 5"
-)
+@register_preset("bert-large", "paper", "BERT-large: 24 layers, d_model 1024, 16 heads", **_paper("bert-large"))
 def _bert_large() -> ModelConfig:
     return ModelConfig(
         arch="transformer", d_model=1024, d_ffn=4096, n_layers=24, n_heads=16, **{**_BERT, "seq_len": 512}

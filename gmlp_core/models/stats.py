@@ -15,7 +15,8 @@ _EMBEDDING_PREFIXES = ("embed.", "decoder_bias")
 
 def count_parameters(cfg_or_model: ModelConfig | nn.Module, non_embedding: bool = False) -> int:
     """Number of trainable parameters. ``non_embedding`` leaves out token, position and patch
-    embeddings and the vocabulary bias (Kaplan et al.'s N for scaling laws).
+    embeddings and the vocabulary projection's own parameters (the bias; with ``mlm_head="linear"`` the
+    untied output matrix too): Kaplan et al.'s N for scaling laws.
 
     A config is counted on the ``meta`` device, so paper-size presets cost no memory.
     """
@@ -26,9 +27,12 @@ def count_parameters(cfg_or_model: ModelConfig | nn.Module, non_embedding: bool 
             model = build_model(cfg_or_model)
     else:
         model = cfg_or_model
+    cfg = getattr(model, "config", None)
+    untied = cfg is not None and cfg.task == "mlm" and cfg.mlm_head == "linear"
+    prefixes = _EMBEDDING_PREFIXES + (("head.",) if untied else ())
     total = 0
     for name, p in model.named_parameters():
-        if non_embedding and name.startswith(_EMBEDDING_PREFIXES):
+        if non_embedding and name.startswith(prefixes):
             continue
         total += p.numel()
     return total
@@ -59,7 +63,7 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
         if include_head:
             total += (2 * d * cfg.num_classes) // n
     elif include_head:
-        total += 2 * (d * d + d * cfg.vocab_size)
+        total += 2 * (d * d + d * cfg.vocab_size) if cfg.mlm_head == "bert" else 2 * d * cfg.vocab_size
     return int(total)
 
 
@@ -73,6 +77,8 @@ def config_summary(cfg: ModelConfig) -> dict[str, Any]:
         "d_ffn": cfg.d_ffn,
         "n": cfg.seq_len,
         "gating": cfg.token_mixing,
+        "causal": cfg.causal,
+        "spatial": cfg.spatial if cfg.has_spatial_weights else "",  # dense or Toeplitz W ("" without W)
         "params": count_parameters(cfg),
         "non_embedding_params": count_parameters(cfg, non_embedding=True),
         "flops_per_token": flops_per_token(cfg),

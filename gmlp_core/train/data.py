@@ -13,10 +13,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gmlp_core.data.masking import mlm_batch, validation_batches
+from gmlp_core.data.masking import MaskingConfig, mlm_batch, validation_batches
 from gmlp_core.data.text import TextCorpus, load_text_corpus
 from gmlp_core.data.tokenizer import train_tokenizer
 from gmlp_core.models import IGNORE_INDEX, ModelConfig
+
+# Checkpoints that record no ``val_windows`` were validated on the first 128 windows.
+LEGACY_VAL_WINDOWS = 128
 
 
 def token_stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
@@ -41,13 +44,23 @@ class MLMData:
     name: str = "embedded"
     batch_size: int = 32
     seed: int = 0
+    masking: MaskingConfig = MaskingConfig()
     tokens_per_step: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens_per_step = self.batch_size * self.seq_len
 
     @classmethod
-    def build(cls, corpus: TextCorpus, tokenizer: Any, seq_len: int, batch_size: int = 32, seed: int = 0) -> MLMData:
+    def build(
+        cls,
+        corpus: TextCorpus,
+        tokenizer: Any,
+        seq_len: int,
+        batch_size: int = 32,
+        seed: int = 0,
+        short_fraction: float = MaskingConfig.short_fraction,
+        val_windows: int = LEGACY_VAL_WINDOWS,
+    ) -> MLMData:
         train = token_stream(tokenizer, corpus.train)
         val = token_stream(tokenizer, corpus.validation)
         vocab = tokenizer.get_vocab_size()
@@ -57,17 +70,18 @@ class MLMData:
             seq_len=seq_len,
             vocab_size=vocab,
             train_stream=train,
-            val_full=validation_batches(val, seq_len, vocab),
-            val_short=validation_batches(val, seq_len, vocab, short=True),
+            val_full=validation_batches(val, seq_len, vocab, max_windows=val_windows),
+            val_short=validation_batches(val, seq_len, vocab, max_windows=val_windows, short=True),
             unigram_logp=(counts / counts.sum()).log().float(),
             name=corpus.name,
             batch_size=batch_size,
             seed=seed,
+            masking=MaskingConfig(short_fraction=short_fraction),
         )
 
     def train_batch(self, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
         ids, labels = mlm_batch(
-            self.train_stream, self.batch_size, self.seq_len, self.vocab_size, self.seed, step, rank
+            self.train_stream, self.batch_size, self.seq_len, self.vocab_size, self.seed, step, rank, self.masking
         )
         return {"input_ids": ids, "labels": labels}
 
@@ -126,15 +140,50 @@ class VisionData:
         return {"val_loss": nll / n, "val_accuracy": correct / n, "val_examples": n}
 
 
+@dataclass
+class CanvasDigitsData(VisionData):
+    """Digits pasted at a fresh random position of a larger canvas in every training example
+    (``gmlp_core.data.canvas``); ``x_train`` holds the 8x8 digits, validation is pre-placed."""
+
+    canvas: int = 16
+
+    def train_batch(self, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
+        from gmlp_core.data.canvas import place_on_canvas, random_offsets
+
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1))
+        idx = torch.randint(0, len(self.x_train), (self.batch_size,), generator=g)
+        rows, cols = random_offsets(self.batch_size, g, self.canvas)
+        return {
+            "pixel_values": place_on_canvas(self.x_train[idx], rows, cols, self.canvas),
+            "labels": self.y_train[idx],
+        }
+
+
 def build_task_data(
-    config: ModelConfig, spec: str | None, batch_size: int, seed: int, tokenizer: Any | None = None
+    config: ModelConfig,
+    spec: str | None,
+    batch_size: int,
+    seed: int,
+    tokenizer: Any | None = None,
+    short_fraction: float = MaskingConfig.short_fraction,
+    val_windows: int = LEGACY_VAL_WINDOWS,
 ) -> tuple[MLMData | VisionData, ModelConfig]:
     """Data for ``config``'s task; trains a tokenizer of ``config.vocab_size`` when none is given.
-    Returns the data and the config with ``vocab_size`` set to the tokenizer's actual size."""
+    Returns the data and the config with ``vocab_size`` set to the tokenizer's actual size. MLM only:
+    ``short_fraction`` of training rows are cut short and padded; ``val_windows`` windows are validated."""
     if config.task == "vision":
+        from gmlp_core.data.canvas import CANVAS_DIGITS, canvas_digits_split
         from gmlp_core.data.images import load_image_dataset
 
         spec = spec or "digits"
+        if spec == CANVAS_DIGITS:
+            expected = (1, config.image_size, config.image_size)
+            if config.in_channels != 1 or config.image_size < 8:
+                raise ValueError(f"{spec} needs in_channels=1 and image_size >= 8; the model has {expected}")
+            x_tr, y_tr = canvas_digits_split("train", config.image_size)
+            x_va, y_va = canvas_digits_split("validation", config.image_size)
+            n_tok = config.seq_len * batch_size
+            return CanvasDigitsData(x_tr, y_tr, x_va, y_va, spec, batch_size, seed, n_tok, config.image_size), config
         x_tr, y_tr = load_image_dataset(spec, "train")
         x_va, y_va = load_image_dataset(spec, "validation")
         if tuple(x_tr.shape[1:]) != (config.in_channels, config.image_size, config.image_size):
@@ -150,4 +199,4 @@ def build_task_data(
         tokenizer = train_tokenizer(corpus.train, config.vocab_size)
     if tokenizer.get_vocab_size() != config.vocab_size:
         config = config.replace(vocab_size=tokenizer.get_vocab_size())
-    return MLMData.build(corpus, tokenizer, config.seq_len, batch_size, seed), config
+    return MLMData.build(corpus, tokenizer, config.seq_len, batch_size, seed, short_fraction, val_windows), config

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import platform
 import shutil
 import sys
 import time
@@ -29,6 +30,7 @@ from gmlp_core.checkpoints import (
     save_checkpoint,
     write_json_atomic,
 )
+from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
 from gmlp_core.models import LensModel, build_model, preset
 from gmlp_core.train.data import build_task_data
@@ -69,6 +71,10 @@ class TrainConfig:
     precision: str = "auto"
     progress: bool = True
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    # MLM: the share of training rows cut short and padded (what makes typed short sentences work), and how
+    # many 64..n-token validation windows are scored (checkpoints record it, so `eval` scores the same ones).
+    short_fraction: float = 0.3
+    val_windows: int = 1024
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -81,6 +87,10 @@ class TrainConfig:
             raise ValueError("warmup, save_every and snapshot_every must be >= 0 (0: off)")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r}: use float32, float16 or bfloat16")
+        if not 0.0 <= self.short_fraction <= 1.0:
+            raise ValueError(f"short_fraction={self.short_fraction} must be in [0, 1]")
+        if self.val_windows < 1:
+            raise ValueError(f"val_windows={self.val_windows} must be positive")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
 
@@ -291,7 +301,9 @@ def _setup(cfg: TrainConfig) -> _Run:
         torch.cuda.set_device(device)
     model_cfg = preset(cfg.preset, **cfg.overrides)
     out = Path(cfg.out)
-    data, model_cfg = build_task_data(model_cfg, cfg.data, cfg.batch_size, cfg.seed)
+    data, model_cfg = build_task_data(
+        model_cfg, cfg.data, cfg.batch_size, cfg.seed, short_fraction=cfg.short_fraction, val_windows=cfg.val_windows
+    )
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
     if rank == 0:
@@ -385,11 +397,23 @@ def _finish(run: _Run, last: dict[str, Any], train_seconds: float) -> dict[str, 
         # float32 sums depend on the kernels the CPU gets: numbers reproduce bit for bit on the same
         # machine kind, to a tolerance elsewhere (README, "Reproducibility")
         **cpu_description(),
+        "python": platform.python_version(),  # the built-in corpora are read from this Python's own files
         "world_size": run.world,
         "final_loss": last.get("loss"),
     }
+    if stored.config.task == "mlm" and data.name in BUILT_IN_CORPORA:
+        metrics |= _cloze_metrics(stored, run.tokenizer)
     write_json_atomic(run.out / "metrics.json", metrics)
     return metrics
+
+
+def _cloze_metrics(model: LensModel, tokenizer: Any) -> dict[str, int]:
+    """The cloze suite's score (``gmlp_core.cloze``): how many of its Python sentences get the obvious word
+    first / in the top 5, so the dashboard can tell a class what to expect of a model trained on Python's docs."""
+    from gmlp_core.cloze import cloze_score, cloze_table, load_cloze_suite
+
+    score = cloze_score(cloze_table(model, tokenizer, load_cloze_suite(), k=5))
+    return {"cloze_top1": score["top1"], "cloze_top5": score["top5"], "cloze_sentences": score["sentences"]}
 
 
 def _cli_command(argv: list[str]) -> str:

@@ -1,0 +1,130 @@
+"""Learning-rate sweeps at the zoo's budget, so every architecture is compared at its own best rate.
+
+``python -m gmlp_core tune --entries mlm-gmlp mlm-amlp mlm-transformer --rates 5e-4 1e-3 2e-3 4e-3``
+trains each zoo entry's exact recipe (same data, steps, batch, warmup, seed, precision) at each rate and
+appends one row per run to ``results/lr_sweep.csv``: validation perplexity, how much it still improved over
+the last fifth of training (the zoo's plateau criterion), W's shift invariance and locality per layer, and
+the cloze score. Runs already in the CSV (same entry, rate, steps and data) are skipped, so an
+interrupted sweep continues where it stopped. ``best_rates`` reads the CSV back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+LR_SWEEP_FILE = "lr_sweep.csv"
+
+
+def plateau_improvement(history: Sequence[dict[str, Any]], metric: str = "val_ppl", fraction: float = 0.2) -> float:
+    """The relative improvement of ``metric`` over the last ``fraction`` of training: (value at the
+    last evaluation at or before ``(1 - fraction)`` of the steps - final value) / that earlier value.
+    Below 0.03 the zoo calls a run trained to a plateau. NaN without two evaluations."""
+    evals = [(row["step"], row[metric]) for row in history if metric in row and row[metric] is not None]
+    if len(evals) < 2:
+        return math.nan
+    last_step, final = evals[-1]
+    cut = (1 - fraction) * last_step
+    earlier = [value for step, value in evals if step <= cut]
+    if not earlier:
+        return math.nan
+    return (earlier[-1] - final) / earlier[-1]
+
+
+def _per_layer(values: Sequence[float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def run_lr_sweep(
+    entries: Sequence[str],
+    rates: Sequence[float],
+    out: Path,
+    workdir: Path = Path("runs/lr_sweep"),
+    steps: int | None = None,
+    data: str | None = None,
+    precision: str | None = None,
+) -> pd.DataFrame:
+    """Train each zoo entry at each rate (its zoo recipe otherwise; ``steps``, ``data`` and ``precision``
+    override it), append to ``out`` as runs finish, and return the CSV's rows for these entries."""
+    from gmlp_core.analysis.spatial import spatial_summary
+    from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_metrics_log
+    from gmlp_core.cloze import cloze_score, cloze_table, load_cloze_suite
+    from gmlp_core.hardware import cpu_model_name
+    from gmlp_core.train import train
+    from gmlp_core.zoo import entry_config, zoo_entry
+
+    items = load_cloze_suite()
+    done = pd.read_csv(out) if out.is_file() else pd.DataFrame()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Rates outside, entries inside: an interrupted sweep has compared every architecture at the same rates.
+    for lr in rates:
+        for name in entries:
+            entry = zoo_entry(name)
+            cfg = entry_config(entry, workdir)
+            changes: dict[str, Any] = {"lr": float(lr), "out": str(workdir / f"{name}-lr{lr:g}"), "progress": False}
+            if steps is not None:
+                changes |= {"steps": steps, "eval_every": max(1, steps // 20), "snapshot_every": 0}
+            if data is not None:
+                changes["data"] = data
+            if precision is not None:
+                changes["precision"] = precision
+            cfg = dataclasses.replace(cfg, **changes)
+            spec = cfg.data or "embedded"
+            if (
+                not done.empty
+                and (
+                    (done["entry"] == name)
+                    & (done["lr"] == cfg.lr)
+                    & (done["steps"] == cfg.steps)
+                    & (done["data"] == spec)
+                ).any()
+            ):
+                log.info("%s at lr %g already in %s", name, lr, out)
+                continue
+            log.info("%s at lr %g: %d steps on %s", name, lr, cfg.steps, spec)
+            start = time.perf_counter()
+            result = train(dataclasses.replace(cfg, overwrite=True))
+            seconds = time.perf_counter() - start
+            model = load_checkpoint(cfg.out)
+            row: dict[str, Any] = {
+                "entry": name,
+                "arch": model.config.arch,
+                "gating": model.config.gating,
+                "lr": cfg.lr,
+                "steps": cfg.steps,
+                "data": spec,
+                "precision": result.metrics.get("precision"),
+                "val_ppl": result.metrics["val_ppl"],
+                "val_loss": result.metrics["val_loss"],
+                "val_short_ppl": result.metrics.get("val_short_ppl"),
+                "last_fifth_improvement": plateau_improvement(read_metrics_log(cfg.out)),
+            }
+            if model.spatial_weights():
+                summary = spatial_summary(model)
+                row["shift_invariance"] = _per_layer(summary["shift_invariance"])
+                row["locality"] = _per_layer(summary["locality"])
+            if "cloze_top5" in result.metrics:  # the trainer scores models trained on the built-in corpora
+                row |= {k: result.metrics[k] for k in ("cloze_top1", "cloze_top5", "cloze_sentences")}
+            else:
+                score = cloze_score(cloze_table(model, load_tokenizer(cfg.out), items))
+                row |= {"cloze_top1": score["top1"], "cloze_top5": score["top5"], "cloze_sentences": score["sentences"]}
+            row |= {"seconds": round(seconds, 1), "cpu": cpu_model_name()}
+            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+            done.to_csv(out, index=False)
+    return done[done["entry"].isin(list(entries))].reset_index(drop=True)
+
+
+def best_rates(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (entry, steps, data): the rate with the lowest validation perplexity, and its perplexity."""
+    keys = ["entry", "steps", "data"]
+    best = table.loc[table.groupby(keys)["val_ppl"].idxmin(), [*keys, "lr", "val_ppl"]]
+    return best.reset_index(drop=True)
