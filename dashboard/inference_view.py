@@ -19,13 +19,35 @@ EXAMPLES = [
     "The value of the [MASK] is returned by the function.",
     "A class may define [MASK] methods, and the [MASK] of an instance is looked up in its class.",
     "If the file does not exist, an [MASK] is raised.",
+    # Longer than the zoo's n = 64 word pieces: the page says what the models cut (the [MASK] is read).
     (
-        "The import system is complicated: modules are found by finders, loaded by loaders, cached in a "
+        "The import [MASK] is complicated: modules are found by finders, loaded by loaders, cached in a "
         "dictionary, and executed in a fresh namespace, and packages add a search path of their own for the "
-        "submodules they contain, which may be spread over several directories, and only at the very end of "
-        "this long sentence does the [MASK] appear."
+        "submodules they contain, which may be spread over several directories, so that a model which reads "
+        "only its first sixty-four word pieces never sees the end of this long sentence."
     ),
 ]
+
+
+def cloze_of(lens: Lens, name: str) -> str | None:
+    """The model's cloze-suite score as its metrics.json records it ("8/50": top-5 hits of the sentences)."""
+    if lens.zoo.empty or "cloze" not in lens.zoo:
+        return None
+    value = lens.zoo.set_index("name")["cloze"].get(name)
+    return value if isinstance(value, str) else None
+
+
+def quality_note(lens: Lens, names: list[str]) -> str:
+    """One sentence a class can read before typing: how often each model gets the obvious word (cloze suite)."""
+    scores = [(name, cloze_of(lens, name)) for name in names]
+    known = [f"{escape_markdown(name)} {score}" for name, score in scores if score]
+    if not known:
+        return ""
+    return (
+        "How good are these models? On the cloze suite's hand-written Python sentences (`python -m gmlp_core "
+        f"cloze`), the accepted word is in the top 5 for: {', '.join(known)}. Small models trained on a CPU: expect "
+        "sensible guesses, not always the right one."
+    )
 
 
 def top_line(group: pd.DataFrame) -> str:
@@ -43,7 +65,11 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
             loaded = lens.load(name)
             result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
             st.subheader(escape_markdown(name))
-            st.caption(f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms")
+            cloze = cloze_of(lens, name)
+            st.caption(
+                f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms"
+                + (f" · cloze top-5 {cloze}" if cloze else "")
+            )
             _length_notice(result, loaded.config.seq_len)
             table = result.table
             for mask_index, group in table.groupby("mask_index", sort=True):

@@ -211,6 +211,22 @@ def layer_lines(df: pd.DataFrame, x: str, ys: Sequence[str], *, title: str = "",
     return fig
 
 
+def tile_images(images: Sequence[np.ndarray], cols: int, gap: int = 1, title_gap: int = 0) -> tuple[np.ndarray, list]:
+    """Equal-sized 2-D images laid out on one canvas, ``cols`` per row, NaN between them; returns the canvas and
+    each image's ``(top, left)`` on it. ``title_gap`` extra NaN rows above every row of images hold its titles."""
+    h, w = np.asarray(images[0]).shape
+    rows = math.ceil(len(images) / cols)
+    step_y, step_x = h + gap + title_gap, w + gap
+    canvas = np.full((rows * step_y - gap, cols * step_x - gap), np.nan)
+    origins = []
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = r * step_y + title_gap, c * step_x
+        canvas[top : top + h, left : left + w] = np.asarray(im, dtype=float)
+        origins.append((top, left))
+    return canvas, origins
+
+
 def image_grid(
     images: Sequence[np.ndarray],
     titles: Sequence[str],
@@ -220,33 +236,50 @@ def image_grid(
     value: str = "W",
     panel_height: int = 170,
 ) -> go.Figure:
-    """Small 2D images (e.g. rows of W reshaped onto the patch grid) with pixel coordinates on hover."""
+    """Small 2D images (e.g. rows of W reshaped onto the patch grid) with their title and pixel on hover.
+
+    The images are tiled into one heatmap (``tile_images``): one trace draws in a fraction of the time of one
+    subplot per image (49 filters of 14 x 14 on the Spatial weights page), with one colour scale for all.
+    ``layout.meta["tiles"]`` lists each image's (top, left) on the canvas.
+    """
     k = len(images)
     cols = max(1, min(cols, k))
     rows = math.ceil(k / cols)
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.02, vertical_spacing=0.08
-    )
+    h, w = np.asarray(images[0]).shape
+    title_gap = 0 if k == 1 else max(2, h // 4)  # room for each image's title, in pixels of the images
+    z, origins = tile_images(images, cols, gap=1 if k > 1 else 0, title_gap=title_gap)
+    where = np.full(z.shape + (3,), "", dtype=object)
+    for (top, left), title in zip(origins, titles, strict=True):
+        rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        where[top : top + h, left : left + w, 0] = title
+        where[top : top + h, left : left + w, 1] = rr
+        where[top : top + h, left : left + w, 2] = cc
     zmax = max(_symmetric(np.asarray(im)) for im in images) if diverging else None
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        kwargs = dict(zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING) if diverging else dict(colorscale="gray")
-        fig.add_trace(
-            go.Heatmap(
-                z=np.asarray(im, dtype=float),
-                showscale=i == 0,
-                colorbar=dict(thickness=12),
-                hovertemplate=f"{titles[i]}<br>row %{{y}}, column %{{x}}<br>{value} = %{{z:.4f}}<extra></extra>",
-                **kwargs,
-            ),
-            row=r + 1,
-            col=c + 1,
+    kwargs = dict(zmin=-zmax, zmax=zmax, zmid=0.0, colorscale=DIVERGING) if diverging else dict(colorscale="gray")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=where,
+            colorbar=dict(thickness=12, title=dict(text=value)),
+            hoverongaps=False,
+            hovertemplate=f"%{{customdata[0]}}<br>row %{{customdata[1]}}, column %{{customdata[2]}}<br>{value} = "
+            "%{z:.4f}<extra></extra>",
+            **kwargs,
         )
-        fig.update_yaxes(
-            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False, row=r + 1, col=c + 1
-        )
-        fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
-    fig.update_layout(height=panel_height * rows + 50, margin=dict(t=40, l=20, r=20, b=20))
+    )
+    if k > 1:
+        for (top, left), title in zip(origins, titles, strict=True):
+            fig.add_annotation(
+                x=left + (w - 1) / 2, y=top - 0.6, text=title, showarrow=False, yanchor="bottom", font=dict(size=12)
+            )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_layout(
+        height=panel_height * rows + 50,
+        margin=dict(t=40 if k == 1 else 20, l=20, r=20, b=20),
+        meta={"tiles": [list(o) for o in origins], "tile_shape": [h, w]},
+        title=titles[0] if k == 1 else None,
+    )
     return fig
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, widgets
 from dashboard.image_input import photo_models, pick_image
-from dashboard.inference_view import EXAMPLES, classify_panels, fill_mask_panels, show_preview
+from dashboard.inference_view import EXAMPLES, classify_panels, fill_mask_panels, quality_note, show_preview
 from gmlp_core.inference import MAX_TOP_K
 
 lens = context.current()
@@ -30,6 +30,8 @@ with text_tab:
         )
         top_k = right.slider("Top k", 1, MAX_TOP_K, 5, key="fill-topk", help="Guesses shown per [MASK]")
         text = left.text_area("Text with one or more [MASK]", key="fill-text", height=110)
+        if note := quality_note(lens, mlm):
+            st.caption(note)
         predictions = fill_mask_panels(lens, mlm, text, top_k)
         if not predictions.empty:
             with st.expander("All predictions as a table"):
