@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -192,21 +193,45 @@ def row_profiles(
     return fig
 
 
-def layer_lines(df: pd.DataFrame, x: str, ys: Sequence[str], *, title: str = "", y_title: str = "") -> go.Figure:
-    """Per-layer scores (e.g. locality and shift invariance) as lines, one per column in ``ys``."""
+def layer_lines(
+    df: pd.DataFrame,
+    x: str,
+    ys: Sequence[str],
+    *,
+    title: str = "",
+    y_title: str = "",
+    baselines: dict[str, str] | None = None,
+) -> go.Figure:
+    """Per-layer scores (e.g. locality and shift invariance) as lines, one per column in ``ys``; ``baselines``
+    maps a score to the column holding its no-preference value, drawn dashed in the same colour."""
     fig = go.Figure()
-    for y in ys:
+    palette = pc.qualitative.Plotly
+    for i, y in enumerate(ys):
+        colour = palette[i % len(palette)]
         fig.add_trace(
             go.Scatter(
                 x=df[x],
                 y=df[y],
                 mode="lines+markers",
                 name=y.replace("_", " "),
+                line=dict(color=colour),
                 hovertemplate=f"{x} %{{x}}<br>{y} = %{{y:.3f}}<extra></extra>",
             )
         )
+        base = (baselines or {}).get(y)
+        if base is not None and base in df:
+            fig.add_trace(
+                go.Scatter(
+                    x=df[x],
+                    y=df[base],
+                    mode="lines",
+                    name=f"{y.replace('_', ' ')}, random W",
+                    line=dict(color=colour, dash="dash", width=1.5),
+                    hovertemplate=f"no preference: {y} = %{{y:.3f}}<extra></extra>",
+                )
+            )
     fig.update_layout(title=title, height=360, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
-    fig.update_xaxes(title=x, dtick=1)
+    fig.update_xaxes(title=x, dtick=1 if len(df) <= 16 else None)
     fig.update_yaxes(title=y_title)
     return fig
 

@@ -13,6 +13,53 @@ import torch
 from dashboard import loaders, plots, widgets
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from gmlp_core.analysis import spatial as sp
+from gmlp_core.models import ModelConfig
+
+_GATING_FORMULA = {
+    "split": "`s(Z) = Z1 * (W LN(Z2) + b)`, with Z split in half along channels",
+    "multiplicative": "`s(Z) = Z * (W LN(Z) + b)`, gating without the split (an ablation)",
+    "additive": "`s(Z) = Z + (W LN(Z) + b)`, W's mixing added instead of gating (an ablation)",
+    "linear": "`s(Z) = W LN(Z) + b`, mixing with no gating at all (an ablation)",
+}
+
+# What each column of the per-layer table means, in one sentence (the page shows them; the table's headers help).
+SCORE_DEFINITIONS = {
+    "locality": "share of sum |W| within band_k positions of the diagonal (in both directions on an image grid)",
+    "locality_random": "what locality gives for a W with no preference: the share of entries inside that band",
+    "band_k": "the band's radius: n/16 positions in text, grid/8 patches on an image grid (at least 1)",
+    "mean_abs_offset": "the distance between output and input position, averaged with weights |W|",
+    "shift_invariance": "share of W's variance (about its mean) that its Toeplitz part explains: 1 = a convolution",
+    "shift_invariance_random": "what shift invariance gives by chance for a W of independent random entries",
+    "w_norm": "Frobenius norm of W (it starts near zero: every block begins as a plain FFN)",
+    "w_abs_max": "largest |W| entry",
+    "diagonal_mean": "mean of W's diagonal: how much each position feeds itself",
+    "bias_mean": "mean of the per-position bias b (initialised to 1)",
+    "bias_std": "spread of b over positions",
+}
+
+
+def mixing_text(config: ModelConfig) -> str:
+    """The page's opening sentence for the model shown: what mixes tokens in it, following its config."""
+    formula = _GATING_FORMULA.get(config.gating, f"gating {config.gating}")
+    if config.arch == "amlp":
+        text = (
+            f"In this aMLP, tokens mix in two ways: W, in {formula}, learned once and the same for every input, and "
+            "a tiny single-head attention whose output is added to `W LN(Z2) + b` before the gating, which changes "
+            "with the input (see W versus attention). This page shows W."
+        )
+    else:
+        text = (
+            f"In this gMLP the only token mixing is W, in {formula}: row *i* of the n x n matrix W says how much "
+            "each input position *j* feeds output position *i*. W is learned once and is the same for every input."
+        )
+    if config.causal:
+        text += " **Causal**: W is masked to its lower triangle, so each position reads only itself and earlier ones."
+    if config.spatial == "toeplitz":
+        text += (
+            " **Toeplitz W**: stored as one weight per offset, so it is shift-invariant **by construction**: shift "
+            "invariance is 1 and the residual is empty in every layer because of the architecture, not learned."
+        )
+    return text
 
 
 @per_checkpoint(max_entries=32, show_spinner="Analysing W...")

@@ -4,9 +4,11 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.spatial_view import (
+    SCORE_DEFINITIONS,
     centre_filters,
     filter_positions,
     filter_stride,
+    mixing_text,
     profile_matrix,
     rows_as_filters,
     snapshot_timeline,
@@ -16,17 +18,13 @@ from dashboard.spatial_view import (
 
 lens = context.current()
 st.title("Spatial weights W")
-st.markdown(
-    "In gMLP the **only** token mixing is `W LN(Z2) + b`: row *i* of the n x n matrix W says how much each input "
-    "position *j* feeds output position *i*. W is learned once and is the same for every input."
-)
-
 rows = lens.rows()
 rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if not rows.empty else rows
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
 pick_model, pick_layer = st.columns([2, 3])
 name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")
 checkpoint = lens.checkpoint(name)
+st.markdown(mixing_text(checkpoint.config))
 data = spatial(checkpoint)
 n_layers, n = data.weights.shape[0], data.weights.shape[1]
 layer = pick_layer.slider("Layer", 0, n_layers - 1, 0, key="spatial-layer") if n_layers > 1 else 0
@@ -67,12 +65,20 @@ if data.grid is not None:
         f"Measured in 2-D on the {data.grid} x {data.grid} patch grid: locality is the share of |W| within {k} "
         "patch(es) in both directions; shift invariance compares W with its best 2-D convolution (the Toeplitz part)."
     )
-left, right = st.columns([3, 2])
-score_cols = [c for c in ("locality", "shift_invariance") if c in data.summary.columns]
-with left:
-    widgets.chart(plots.layer_lines(data.summary, "layer", score_cols, y_title="score"), key="spatial-scores")
-with right:
-    widgets.table(data.summary.round(4), f"spatial-summary-{name}")
+st.caption(
+    "**Locality**: "
+    + SCORE_DEFINITIONS["locality"]
+    + ". **Shift invariance**: "
+    + SCORE_DEFINITIONS["shift_invariance"]
+    + ". Dashed lines: what each score gives for a W with no preference (a random W)."
+)
+baselines = {"locality": "locality_random", "shift_invariance": "shift_invariance_random"}
+fig = plots.layer_lines(data.summary, "layer", list(baselines), y_title="score", baselines=baselines)
+widgets.chart(fig, key="spatial-scores")
+with st.expander("Every per-layer score, defined"):
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in SCORE_DEFINITIONS.items() if k in data.summary.columns))
+    config = {k: st.column_config.NumberColumn(k, help=v, format="%.4f") for k, v in SCORE_DEFINITIONS.items()}
+    widgets.table(data.summary, f"spatial-summary-{name}", column_config=config)
 
 if data.grid is not None:
     grid = data.grid

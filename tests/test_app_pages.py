@@ -197,6 +197,43 @@ def test_spatial_page_shows_the_models_W_per_layer(app_root: Path) -> None:
     assert scores["shift_invariance"].iloc[1] == pytest.approx(drawn, abs=2e-4)  # the table is rounded to 4 places
 
 
+def test_spatial_page_text_follows_the_model_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import TINY_TEXT
+
+    from gmlp_core import build_model, preset, save_checkpoint
+    from gmlp_core.data.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(TINY_TEXT, 160)
+    kinds = {
+        "plain": {},
+        "amlp": {"arch": "amlp"},
+        "additive": {"gating": "additive"},
+        "causal-toeplitz": {"causal": True, "spatial": "toeplitz"},
+    }
+    for name, changes in kinds.items():
+        cfg = preset("gmlp-tiny-mlm").replace(vocab_size=tokenizer.get_vocab_size(), **changes)
+        save_checkpoint(build_model(cfg), tmp_path / name, tokenizer=tokenizer)
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(tmp_path))
+    at = start("spatial", query={"models": ",".join(kinds)})
+
+    def intro(name: str) -> str:
+        at.selectbox(key="spatial-model").set_value(name).run()
+        return unescape(" ".join(m.value for m in at.markdown))
+
+    assert "the only token mixing is W" in intro("plain") and "Z1 * (W LN(Z2) + b)" in intro("plain")
+    assert "tiny single-head attention" in intro("amlp") and "only token mixing" not in intro("amlp")
+    assert "Z + (W LN(Z) + b)" in intro("additive")
+    shown = intro("causal-toeplitz")
+    assert "Causal" in shown and "by construction" in shown
+    scores = [df.value for df in at.dataframe if "shift_invariance" in df.value.columns][0]
+    assert np.allclose(scores["shift_invariance"], 1.0), "what the text says is fixed by construction"
+    # Every score is defined on the page, and the chart draws the no-preference baselines.
+    definitions = unescape(" ".join(m.value for m in at.markdown))
+    assert "locality_random" in definitions and "mean_abs_offset" in definitions
+    names = [tr.name for f in figures(at) for tr in f.data if tr.name]
+    assert "locality, random W" in names and "shift invariance, random W" in names
+
+
 def test_spatial_snapshot_slider_moves_through_training(app_root: Path) -> None:
     at = start("spatial", query={"models": "mlm-gmlp"})
     slider = at.select_slider(key="snap-step-mlm-gmlp")

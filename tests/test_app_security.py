@@ -131,4 +131,8 @@ def test_a_long_sequence_is_drawn_as_block_means(tmp_path: Path, monkeypatch: py
         for t in json.loads(c.proto.spec)["data"]
         if t.get("type") == "heatmap"
     ]
-    assert sides and max(sides) <= MAX_SIDE
+    # The n x n maps are pooled to MAX_SIDE; the tiled filter grid (at most 8 x 8 rows of W of grid x grid, one
+    # heatmap) is the largest other one: nothing near n = 2025 cells a side is sent.
+    w_maps = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert max(len(t["z"]) for t in w_maps if t.get("type") == "heatmap") <= MAX_SIDE
+    assert sides and max(sides) <= 8 * (cfg.spatial_grid * 5 // 4 + 3) < n / 4  # tiles, their gaps and titles
