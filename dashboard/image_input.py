@@ -94,7 +94,13 @@ def pick_image(key: str, photos: bool = False) -> ImageInput | None:
             st.error(f"{escape_markdown(upload.name)}: {escape_markdown(err)}")
             return None
         return ImageInput(image, f"{upload.name} ({image.width} x {image.height}, {image.mode})")
-    return ImageInput(draw_grid(key), "your drawing")
+    grid = draw_grid(key)
+    if not grid.any():
+        st.info(
+            "The grid is blank. A classifier must still answer one of its classes, so it names a digit anyway: "
+            "the probabilities under each model show how sure it is. Paint a digit to see a real answer."
+        )
+    return ImageInput(grid, "your drawing")
 
 
 def _canvas_figure(grid: np.ndarray) -> go.Figure:
@@ -124,7 +130,9 @@ def _canvas_figure(grid: np.ndarray) -> go.Figure:
         height=360,
         width=360,
         margin=dict(l=5, r=5, t=5, b=5),
-        dragmode="select",
+        # No drag tool by default: with dragmode "select" a single click selected nothing in Chromium (a
+        # zero-area box), so nothing was painted; box and lasso stay one click away in the toolbar.
+        dragmode=False,
         plot_bgcolor="#333",
         clickmode="event+select",
     )
@@ -145,7 +153,10 @@ def draw_grid(key: str) -> np.ndarray:
             grid = _starting_grid(start)
             st.session_state[state_key] = grid
             st.session_state[applied_key] = None
-        st.caption("Click a cell to paint it; drag a box (or switch to lasso in the chart's toolbar) to paint many.")
+        st.caption(
+            "Click a cell to paint it. To paint many at once, pick the box or lasso tool in the chart's toolbar "
+            "(top right of the grid) and drag over the cells."
+        )
     with left:
         event = st.plotly_chart(
             _canvas_figure(grid),

@@ -123,3 +123,25 @@ def test_lecture_walk_in_chromium(served: str, browser, tmp_path: Path) -> None:
         assert not console_errors, console_errors
     finally:
         context.close()
+
+
+def test_a_single_click_paints_a_cell_of_the_drawing_grid(served: str, browser) -> None:  # noqa: ANN001
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        page.goto(f"{served}/inference?models=vision-gmlp", wait_until="domcontentloaded")
+        wait_idle(page, timeout_ms=120_000)
+        page.get_by_role("tab", name="Classify an image (vision)").click()
+        page.get_by_text("Draw a digit", exact=True).click()
+        wait_idle(page)
+        page.get_by_text("The grid is blank").wait_for(timeout=30_000)  # what a blank grid's answer means
+        grid = page.locator(".js-plotly-plot").first
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .point').length >= 64")
+        box = grid.locator(".point").nth(3 * 8 + 3).bounding_box()  # row 3, column 3
+        assert box is not None
+        # A plain mouse click where the user clicks (plotly's drag layer lies over the markers).
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_function("() => !document.body.innerText.includes('The grid is blank')", timeout=60_000)
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.context.close()
