@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
-from dashboard.style import escape_markdown
+from dashboard.style import escape_markdown, model_labels
 from gmlp_core.zoo import MAIN_COMPARISON
 
 # The zoo's main comparison, selected when the URL names no models.
@@ -107,7 +107,13 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
         st.session_state["models"] = [n for n in _url_list("models") if n in ok] or _default_selection(ok)
     else:
         st.session_state["models"] = [n for n in st.session_state["models"] if n in ok]
-    sb.multiselect("Models to compare", ok, key="models", help="Kept across pages and in the page's link.")
+    sb.multiselect(
+        "Models to compare",
+        ok,
+        key="models",
+        format_func=model_labels(zoo),
+        help="Kept across pages and in the page's link.",
+    )
     if not ok:
         sb.info(no_models_hint(folder))
     selected = list(st.session_state["models"])

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput, photo_models
-from dashboard.style import ARCH_COLORS, arch_label, escape_markdown
+from dashboard.style import ARCH_COLORS, arch_label, escape_markdown, show_badges
 from gmlp_core.inference import FillMaskResult, classify_image, fill_mask
 
 EXAMPLES = [
@@ -27,6 +27,13 @@ EXAMPLES = [
         "only its first sixty-four word pieces never sees the end of this long sentence."
     ),
 ]
+
+
+# Under a causal model's panel: why its guesses may ignore the words after the [MASK].
+CAUSAL_NOTE = (
+    "**Causal model**: it sees only the tokens to the left of each position, so its answer for a [MASK] uses only "
+    "the words before it; whatever follows the [MASK] is ignored."
+)
 
 
 def cloze_of(lens: Lens, name: str) -> str | None:
@@ -65,6 +72,9 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
             loaded = lens.load(name)
             result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
             st.subheader(escape_markdown(name))
+            show_badges(loaded.config)
+            if loaded.config.causal:
+                st.caption(CAUSAL_NOTE)
             cloze = cloze_of(lens, name)
             st.caption(
                 f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms"
@@ -121,6 +131,7 @@ def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataF
             pixels = image.pixels_for(loaded.config)
             result = classify_image(loaded.model, pixels)
             st.subheader(escape_markdown(name))
+            show_badges(loaded.config)
             verdict = ""
             if image.label is not None and result.names is None:
                 verdict = " ✓" if result.predicted == image.label else f" ✗ (true {image.label})"

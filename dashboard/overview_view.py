@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import widgets
 from dashboard.context import DEFAULT_MODELS, Lens, set_selection
+from dashboard.style import model_badges
 from gmlp_core.zoo import ABLATION_ENTRIES
 
 ZOO_COLUMN_CONFIG = {
@@ -27,6 +28,11 @@ ZOO_COLUMN_CONFIG = {
         help="Of the hand-written Python sentences of the cloze suite (python -m gmlp_core cloze), how many "
         "get an accepted word among the model's 5 first guesses: what to expect when you type a sentence",
     ),
+    "kind": st.column_config.TextColumn(
+        "kind",
+        help="What sets the model apart from the paper's plain gMLP (bidirectional, split gating, dense W): "
+        "causal, Toeplitz W, a gating ablation. Empty: a plain model",
+    ),
     "causal": st.column_config.CheckboxColumn("causal", help="Causal: each position sees only the ones before it"),
     "spatial": st.column_config.TextColumn("W", help="dense n x n W, or Toeplitz (shift-invariant by construction)"),
     "error": st.column_config.TextColumn("error", width="large"),
@@ -38,9 +44,10 @@ def display_zoo(lens: Lens) -> pd.DataFrame:
     error column when nothing is broken)."""
     df = lens.zoo.drop(columns=["path"], errors="ignore").copy()
     df.insert(0, "picked", df["name"].isin(lens.selected))
+    df["kind"] = [", ".join(model_badges(row)) for row in df.to_dict("records")]
     if (df["error"].fillna("") == "").all():
         df = df.drop(columns="error")
-    first = ["picked", "name", "status", "arch", "task", "val_ppl", "val_accuracy", "cloze", "params"]
+    first = ["picked", "name", "status", "arch", "task", "val_ppl", "val_accuracy", "kind", "cloze", "params"]
     first.append("non_embedding_params")
     return df[first + [c for c in df.columns if c not in first]]
 

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label
 
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 MAX_TICKS = 32  # beyond this many positions, label every k-th tick
 
@@ -101,6 +102,148 @@ def matrix_trace(
     )
 
 
+# Matrix panels are drawn at a fixed size, so a row of them wraps on a narrow screen instead of shrinking:
+# every tick label gets at least LABEL_PX (the tick font plus a gap), the plot area at most PLOT_PX a side,
+# and a whole panel fits the main column of a 1024 px screen with the sidebar open (~540 px).
+TICK_FONT = 11
+PLOT_PX = 340
+MIN_PLOT_PX = 180
+LINK_GROUP = "positions"  # the linked-hover group of every matrix panel
+MAX_TOKEN_AXIS = 64  # axes beyond this many positions show positions, not tokens
+
+
+def _tick_labels(n: int, tokens: Sequence[str] | None, side: int, label_px: int) -> dict:
+    """Tokens (positions beyond ``MAX_TOKEN_AXIS``) on an axis of ``side`` pixels, every k-th where crowded."""
+    named = tokens is not None and n <= MAX_TOKEN_AXIS
+    step = max(1, math.ceil(n * label_px / side))
+    if not named and step > 1:  # bare positions: round steps
+        step = next(s for s in (1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100) if s >= step or s == 100)
+    vals = list(range(0, n, step))
+    text = [_short(tokens[i]) if named and i < len(tokens) else str(i) for i in vals]  # type: ignore[index]
+    return dict(tickmode="array", tickvals=vals, ticktext=text, tickfont=dict(size=TICK_FONT))
+
+
+def _short(token: str, limit: int = 10) -> str:
+    token = str(token)
+    return token if len(token) <= limit else token[: limit - 1] + "…"
+
+
+def _bar_ticks(lo: float, hi: float) -> list[float]:
+    """Round colour-bar ticks kept clear of the bar's ends, where its title (which states the range) sits."""
+    span = hi - lo
+    if not span > 0:
+        return [lo]
+    raw = span / 4
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil((lo + 0.1 * span) / step) * step
+    return [float(round(t, 12)) for t in np.arange(first, hi - 0.1 * span + 1e-12, step)]
+
+
+def _range_text(zmin: float, zmax: float) -> str:
+    return f"{zmin:.3g} to {zmax:.3g}" if zmin != -zmax else f"±{zmax:.3g}"
+
+
+def _wrap(title: str, width_px: int, char_px: float = 8.5) -> str:
+    """``title`` broken into lines that fit ``width_px`` at the title font (plotly never wraps by itself)."""
+    limit = max(8, int(width_px / char_px))
+    lines, line = [], ""
+    for word in title.split():
+        if line and len(line) + 1 + len(word) > limit:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
+def panel(
+    z: np.ndarray,
+    row_tokens: Sequence[str] | None = None,
+    col_tokens: Sequence[str] | None = None,
+    *,
+    title: str = "",
+    value: str = "W",
+    diverging: bool = True,
+    zmax: float | None = None,
+    centre: float = 0.0,
+    x_title: str = "input position j",
+    y_title: str = "output position i",
+    plot_px: int = PLOT_PX,
+    large: bool = False,
+) -> go.Figure:
+    """One matrix as a fixed-size figure: rows and columns labelled (tokens up to ``MAX_TOKEN_AXIS``
+    positions, every k-th where they would collide), a colour bar titled with its range, a diverging
+    scale centred on ``centre`` (0 for W, 1 for the gate) or a sequential one from 0.
+
+    The figure's ``layout.width`` is the width to draw it at (``widgets.chart_row`` does), so panels keep
+    their size and wrap onto the next line on a narrow screen. ``large``: lecture mode's bigger ticks."""
+    z = np.asarray(z, dtype=float)
+    rows, cols = z.shape
+    tokens_for_trace = row_tokens if row_tokens is not None and rows == cols else None
+    trace = matrix_trace(z - centre if diverging else z, tokens_for_trace, value=value, diverging=diverging, zmax=zmax)
+    if diverging:
+        half = float(trace.zmax)
+        trace.update(z=np.asarray(trace.z) + centre, zmin=centre - half, zmax=centre + half, zmid=centre)
+        span = (centre - half, centre + half) if centre else (-half, half)
+    else:
+        span = (float(trace.zmin) if trace.zmin is not None else 0.0, float(trace.zmax or _max(z)))
+        trace.update(zmin=span[0], zmax=span[1])
+    if tokens_for_trace is None and row_tokens is not None:  # rows named, columns not (the gate's channels)
+        trace.update(
+            customdata=np.broadcast_to(np.array(_labels(rows, row_tokens), dtype=object)[:, None], z.shape),
+            hovertemplate=f"{y_title} %{{customdata}}<br>{x_title} %{{x}}<br>{value} = %{{z:.4f}}<extra></extra>",
+        )
+    font = TICK_FONT + (2 if large else 0)
+    label_px = font + 5
+    cell = max(label_px, 14)
+    side_x = int(min(plot_px, max(MIN_PLOT_PX, cols * cell)))
+    side_y = int(min(plot_px, max(MIN_PLOT_PX, rows * cell)))
+    x_ticks = _tick_labels(cols, col_tokens, side_x, label_px)
+    y_ticks = _tick_labels(rows, row_tokens, side_y, label_px)
+    x_ticks["tickfont"] = y_ticks["tickfont"] = dict(size=font)
+    longest_x = max((len(t) for t in x_ticks["ticktext"]), default=1)
+    longest_y = max((len(t) for t in y_ticks["ticktext"]), default=1)
+    char = 0.62 * font
+    left = int(30 + char * longest_y + 10)
+    bottom = int(30 + (char * longest_x if col_tokens is not None else font + 4) + 10)
+    right, top = 95, 40 + 22 * title.count("<br>")
+    width = left + side_x + right
+    title = _wrap(title, width - 20) if "<br>" not in title else title
+    top = 40 + 22 * title.count("<br>")
+    trace.update(
+        colorbar=dict(
+            thickness=12,
+            len=0.8,  # the lower 80%: its title (what and the range) sits above it, inside the figure
+            y=0.0,
+            yanchor="bottom",
+            title=dict(text=f"{value}<br>{_range_text(*span)}", side="top", font=dict(size=12)),
+            tickfont=dict(size=font),
+            tickmode="array",
+            tickvals=_bar_ticks(*span),
+        )
+    )
+    fig = go.Figure(trace)
+    pooled = math.ceil(max(rows, cols) / MAX_SIDE) if max(rows, cols) > MAX_SIDE else 1
+    fig.update_layout(
+        # linked hover (dashboard/linked_hover.js): rows are positions; columns too unless they are channels
+        meta=dict(link=LINK_GROUP, columns=col_tokens is not None or rows == cols, cell=pooled),
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15 + (2 if large else 0))),
+        width=width,
+        height=top + side_y + bottom,
+        margin=dict(l=left, r=right, t=top, b=bottom, autoexpand=False),
+    )
+    col_angle = -90 if col_tokens is not None and cols <= MAX_TOKEN_AXIS else 0
+    fig.update_xaxes(title=dict(text=x_title, font=dict(size=12), standoff=6), tickangle=col_angle, **x_ticks)
+    fig.update_yaxes(title=dict(text=y_title, font=dict(size=12), standoff=6), autorange="reversed", **y_ticks)
+    return fig
+
+
+def _max(z: np.ndarray) -> float:
+    m = float(np.nanmax(z)) if z.size else 1.0
+    return m if m > 0 else 1.0
+
+
 def matrix(
     z: np.ndarray,
     tokens: Sequence[str] | None = None,
@@ -108,56 +251,39 @@ def matrix(
     title: str = "",
     value: str = "W",
     diverging: bool = True,
-    height: int = 520,
     zmax: float | None = None,
+    large: bool = False,
+    plot_px: int = PLOT_PX,
 ) -> go.Figure:
-    """One square matrix (W, attention, influence) with token tick labels; rows read "output i mixes input j".
+    """One square matrix (W, attention, influence) with tokens on both axes; rows read "output i mixes input j".
     ``zmax`` fixes the colour range (e.g. one range for every training step), else it is the matrix's own."""
-    fig = go.Figure(matrix_trace(z, tokens, value=value, diverging=diverging, zmax=zmax))
-    n, m = np.asarray(z).shape
-    fig.update_layout(title=title, height=height)
-    fig.update_xaxes(title="input position j", side="bottom", **_ticks(m, tokens))
-    fig.update_yaxes(title="output position i", autorange="reversed", scaleanchor="x", **_ticks(n, tokens))
-    return fig
+    return panel(
+        z, tokens, tokens, title=title, value=value, diverging=diverging, zmax=zmax, large=large, plot_px=plot_px
+    )
 
 
-def matrix_grid(
+def matrices(
     panels: Sequence[np.ndarray],
     titles: Sequence[str],
     tokens: Sequence[str] | None = None,
     *,
-    cols: int = 4,
     value: str = "W",
     diverging: bool | Sequence[bool] = True,
-    shared_scale: bool = True,
-    panel_height: int = 300,
-) -> go.Figure:
-    """Small multiples of matrices (one per layer or head). With ``shared_scale`` every panel uses one
-    colour scale and a colour bar is drawn; otherwise each panel is scaled on its own (values on hover).
-    ``diverging`` may be given per panel (e.g. attention next to W)."""
-    k = len(panels)
-    kinds = [diverging] * k if isinstance(diverging, bool) else list(diverging)
-    cols = max(1, min(cols, k))
-    rows = math.ceil(k / cols)
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.05, vertical_spacing=0.12
-    )
+    shared_scale: bool = False,
+    large: bool = False,
+) -> list[go.Figure]:
+    """One fixed-size figure per matrix (layers, heads, models) for ``widgets.chart_row``. With ``shared_scale``
+    every panel uses one colour range (each still draws its colour bar, so every panel reads on its own)."""
+    kinds = [diverging] * len(panels) if isinstance(diverging, bool) else list(diverging)
     zmax = None
     if shared_scale:
         zmax = max(
-            (_symmetric(np.asarray(p)) if d else float(np.nanmax(p))) for p, d in zip(panels, kinds, strict=True)
+            (_symmetric(np.asarray(p)) if d else _max(np.asarray(p))) for p, d in zip(panels, kinds, strict=True)
         )
-    for i, (z, div) in enumerate(zip(panels, kinds, strict=True)):
-        r, c = divmod(i, cols)
-        trace = matrix_trace(z, tokens, value=value, diverging=div, zmax=zmax, showscale=shared_scale and i == 0)
-        fig.add_trace(trace, row=r + 1, col=c + 1)
-        n = np.asarray(z).shape[0]
-        fig.update_yaxes(autorange="reversed", showticklabels=c == 0, row=r + 1, col=c + 1, **_ticks(n, tokens, 20))
-        fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
-    fig.update_layout(height=panel_height * rows + 60, margin=dict(t=50))
-    if tokens is not None:
-        fig.update_yaxes(tickfont=dict(size=11))
-    return fig
+    return [
+        matrix(z, tokens, title=t, value=value, diverging=d, zmax=zmax, large=large)
+        for z, t, d in zip(panels, titles, kinds, strict=True)
+    ]
 
 
 def row_profiles(
@@ -364,8 +490,9 @@ def token_scores(
             hovertemplate=f"%{{customdata}}<br>{value} = %{{y:.4f}}<extra></extra>",
         )
     )
-    fig.update_xaxes(**_ticks(len(tokens), tokens), tickangle=-45)
-    fig.update_layout(title=title, height=340, margin=dict(b=90))
+    # upright labels: rotated ones would collide on a projector; every k-th token where they would crowd
+    fig.update_xaxes(**_tick_labels(len(tokens), tokens, 360, TICK_FONT + 6), tickangle=-90)
+    fig.update_layout(title=title, height=360)
     return fig
 
 
@@ -446,7 +573,8 @@ def curves(
                 hovertemplate=f"{name}<br>{x_title} %{{x:,}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.2))
+    # The legend under the axis title, measured from the figure's bottom edge, so the two never collide
+    fig.update_layout(title=title, height=420, legend=LEGEND_BELOW)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     if log_y and y in df:
@@ -496,7 +624,7 @@ def scaling(
             )
     fig.update_xaxes(type="log", title=x.replace("_", " "), **log_ticks(df[x].to_numpy() if x in df else []))
     fig.update_yaxes(type="log", title=y.replace("_", " "), **log_ticks(df[y].to_numpy() if y in df else []))
-    fig.update_layout(title=title, height=460, legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(title=title, height=460, legend=LEGEND_BELOW)
     return fig
 
 
@@ -520,7 +648,7 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
         vertical_spacing=0.12,
         subplot_titles=[
             f"published {y.replace('_', ' ')}{flag}",
-            f"sizes{flag}: the scaling pairs have no recorded perplexity",
+            f"sizes{flag} (no published perplexity)",
         ],
     )
     known = points.dropna(subset=[y])
@@ -573,7 +701,7 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
     fig.update_xaxes(title=f"{x.replace('_', ' ')} (counted by our code from the published shapes)", row=2, col=1)
     fig.update_yaxes(type="log", title=f"published {y.replace('_', ' ')}", row=1, col=1, **log_ticks(known[y]))
     fig.update_yaxes(title="", row=2, col=1, automargin=True)
-    fig.update_layout(title=title, height=640, legend=dict(orientation="h", y=-0.18), margin=dict(l=170))
+    fig.update_layout(title=title, height=640, legend=LEGEND_BELOW, margin=dict(l=170))
     return fig
 
 
@@ -597,7 +725,7 @@ def slopes(fits: pd.DataFrame, *, title: str = "") -> go.Figure:
             )
         )
     fig.update_yaxes(title="alpha (loss ~ N^-alpha)", rangemode="tozero")
-    fig.update_layout(title=title, height=360, scattermode="group", legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title=title, height=360, scattermode="group", legend=LEGEND_BELOW)
     return fig
 
 
@@ -656,57 +784,33 @@ def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure
     top = max(float(table["val_ppl"].max()), unigram_ppl or 0.0) * 1.15
     fig.update_yaxes(title="validation perplexity (lower is better)", range=[0, top], row=1, col=1)
     fig.update_layout(title="Gating ablation", height=420, showlegend=False)
-    return fig
-
-
-def curves_over_steps(rows: Sequence[np.ndarray], steps: Sequence[int], current: int, position: int) -> go.Figure:
-    """Row ``position`` of W at every training snapshot: faint lines, the ``current`` step in bold."""
-    fig = go.Figure()
-    n = len(rows[0])
-    offsets = np.arange(n) - position
-    for row, step in zip(rows, steps, strict=True):
-        chosen = step == current
-        fig.add_trace(
-            go.Scatter(
-                x=offsets,
-                y=np.asarray(row, dtype=float),
-                mode="lines",
-                line=dict(color=ARCH_COLORS["gmlp"] if chosen else "rgba(120,120,120,0.25)", width=3 if chosen else 1),
-                name=f"step {step}",
-                showlegend=chosen,
-                hovertemplate=f"step {step}<br>offset %{{x}}<br>W = %{{y:.4f}}<extra></extra>",
-            )
-        )
-    fig.update_layout(title=f"Row {position} of W over training", height=470, legend=dict(orientation="h", y=-0.2))
-    fig.update_xaxes(title="j - i")
-    fig.update_yaxes(title="W")
+    fig.update_xaxes(tickangle=-90)  # variant names upright: they never run into each other, even in lecture mode
     return fig
 
 
 def gate(
-    values: np.ndarray, tokens: Sequence[str] | None = None, *, title: str = "", max_channels: int = 64
+    values: np.ndarray,
+    tokens: Sequence[str] | None = None,
+    *,
+    title: str = "",
+    max_channels: int = 64,
+    large: bool = False,
 ) -> go.Figure:
-    """The gate per position (rows) and channel (columns), first ``max_channels`` channels."""
+    """The gate W LN(Z2) + b per position (rows) and channel (columns, the first ``max_channels``), on a
+    diverging scale centred on 1 (a gate of 1 passes Z1 unchanged, as at initialisation)."""
     z = np.asarray(values, dtype=float)[:, :max_channels]
-    rows = _labels(z.shape[0], tokens)
-    custom = np.broadcast_to(np.array(rows, dtype=object)[:, None], z.shape)
-    m = _symmetric(z - 1.0)
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            zmid=1.0,
-            zmin=1.0 - m,
-            zmax=1.0 + m,
-            colorscale=DIVERGING,
-            customdata=custom,
-            colorbar=dict(thickness=12),
-            hovertemplate="position %{customdata}<br>channel %{x}<br>gate = %{z:.4f}<extra></extra>",
-        )
+    return panel(
+        z,
+        tokens,
+        None,
+        title=title,
+        value="gate",
+        centre=1.0,
+        zmax=_symmetric(z - 1.0),
+        x_title=f"channel (first {z.shape[1]})",
+        y_title="position",
+        large=large,
     )
-    fig.update_yaxes(title="position", autorange="reversed", **_ticks(z.shape[0], tokens))
-    fig.update_xaxes(title=f"channel (first {z.shape[1]})")
-    fig.update_layout(title=title, height=330)
-    return fig
 
 
 def _metric_title(metric: str) -> str:
@@ -758,3 +862,182 @@ def band_sweep(df: pd.DataFrame) -> go.Figure:
         margin=dict(t=30),
     )
     return fig
+
+
+MAX_FRAME_SIDE = 128  # cells per side of an animated heatmap: 41 frames of 128 x 128 float32 are ~2.7 MB
+
+
+def snapshot_animation(
+    weights: Sequence[np.ndarray],
+    steps: Sequence[int],
+    titles: Sequence[str],
+    *,
+    start: int,
+    position: int,
+    zmax: float | None = None,
+    curve: pd.Series | None = None,
+    curve_label: str = "",
+    log_y: bool = False,
+) -> go.Figure:
+    """W forming during training as one animated figure: a frame per step, played in the browser.
+
+    Top left, W at the step (one colour range ``zmax`` for every frame, or None: each frame its own); top right,
+    row ``position`` of W against the offset j - i (every step faint, the one shown bold); below, ``curve`` (a
+    validation metric indexed by logged step) with a marker at the last logged step at or before the one shown
+    and a dotted line at the step itself. Play/Pause and a slider under the figure move through the frames with
+    no server round trip; frame ``start`` is shown first, with its title ``titles[start]``.
+    """
+    has_curve = curve is not None and not curve.empty
+    fig = make_subplots(
+        rows=2 if has_curve else 1,
+        cols=2,
+        specs=[[{}, {}], [{"colspan": 2}, None]] if has_curve else [[{}, {}]],
+        column_widths=[0.56, 0.44],
+        row_heights=[0.62, 0.38] if has_curve else None,
+        horizontal_spacing=0.17,  # room for W's colour bar and its tick labels on a ~540 px wide chart
+        vertical_spacing=0.14,
+        # W is named by its colour bar: a title centred over its domain would sit on the tick labels (W is
+        # pushed right, against the bar)
+        subplot_titles=["", f"row {position} of W", *([curve_label] if has_curve else [])],
+    )
+    pooled = [pool_blocks(np.asarray(w, dtype=float), MAX_FRAME_SIDE) for w in weights]
+    factor = pooled[0][1]
+    frames_z = [z.astype(np.float32) for z, _ in pooled]  # float32: half the bytes sent, far beyond what a colour shows
+    ranges = [zmax if zmax is not None else _symmetric(z) for z in frames_z]
+    rows = np.asarray([w[position] for w in weights], dtype=np.float32)  # (frames, n)
+    offsets = np.arange(rows.shape[1]) - position
+
+    # The colour bar sits just right of W; W is kept square and pushed against it (constraintoward="right").
+    x1, (y0, y1) = fig.layout.xaxis.domain[1], fig.layout.yaxis.domain
+    heatmap = matrix_trace(frames_z[start], zmax=ranges[start])
+    heatmap.update(
+        z=frames_z[start],
+        colorbar=dict(thickness=12, x=x1 + 0.015, y=y0, yanchor="bottom", len=0.85 * (y1 - y0), title=dict(text="W")),
+    )
+    if factor > 1:  # block means: the axes stay in positions
+        heatmap.update(x=np.arange(frames_z[0].shape[1]) * factor, y=np.arange(frames_z[0].shape[0]) * factor)
+    fig.add_trace(heatmap, row=1, col=1)
+    fig.add_trace(
+        go.Scatter(  # every step as one faint trace, broken by NaN
+            x=np.tile(np.append(offsets, np.nan), len(rows)),
+            y=np.concatenate([np.append(r, np.nan) for r in rows]),
+            mode="lines",
+            line=dict(color="rgba(120,120,120,0.3)", width=1),
+            hoverinfo="skip",
+        ),
+        row=1,
+        col=2,
+    )
+
+    def bold(k: int) -> go.Scatter:
+        return go.Scatter(
+            x=offsets,
+            y=rows[k],
+            mode="lines",
+            line=dict(color=ARCH_COLORS["gmlp"], width=3),
+            hovertemplate=f"step {steps[k]}<br>offset %{{x}}<br>W = %{{y:.4f}}<extra></extra>",
+        )
+
+    def moving(k: int) -> list[go.Heatmap | go.Scatter]:  # what changes from frame to frame, traces 0, 2 (4, 5)
+        heat = go.Heatmap(z=frames_z[k], zmin=-ranges[k], zmax=ranges[k])
+        return [heat, bold(k), *(_step_marker(curve, steps[k], curve_label) if has_curve else [])]
+
+    first = moving(start)
+    fig.add_trace(bold(start), row=1, col=2)
+    if has_curve:
+        fig.add_trace(
+            go.Scatter(
+                x=curve.index.to_numpy(),
+                y=curve.to_numpy(dtype=float),
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color="#555555", width=2),
+                hovertemplate=f"step %{{x:,}}<br>{curve_label} %{{y:.4g}}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_traces(first[2:], rows=2, cols=1)
+        fig.update_xaxes(title="training step", row=2, col=1)
+        ticks = log_ticks(curve.to_numpy(dtype=float)) if log_y else {}
+        fig.update_yaxes(type="log" if log_y else "linear", row=2, col=1, **ticks)  # the subplot title names it
+    traces = [0, 2, 4, 5] if has_curve else [0, 2]
+    fig.frames = [
+        go.Frame(name=str(step), data=moving(k), traces=traces, layout=dict(title=dict(text=titles[k])))
+        for k, step in enumerate(steps)
+    ]
+    pad = 0.05 * float(np.nanmax(np.abs(rows))) or 1.0
+    fig.update_xaxes(title="input position j", constrain="domain", constraintoward="right", row=1, col=1)
+    fig.update_yaxes(title="output position i", autorange="reversed", scaleanchor="x", constrain="domain", row=1, col=1)
+    fig.update_xaxes(title="j - i", row=1, col=2)
+    fig.update_yaxes(side="right", range=[float(rows.min()) - pad, float(rows.max()) + pad], row=1, col=2)
+    fig.update_layout(
+        title=dict(text=titles[start]),
+        height=820 if has_curve else 560,
+        showlegend=False,
+        margin=dict(t=90, b=190, r=60),
+        **_play_controls([str(s) for s in steps], start),
+    )
+    return fig
+
+
+def _step_marker(curve: pd.Series, step: int, label: str) -> list[go.Scatter]:
+    """A dotted line at ``step`` across ``curve``'s range, and a dot on the last logged step at or before it."""
+    values = curve.to_numpy(dtype=float)
+    at = int(np.searchsorted(curve.index.to_numpy(), step, side="right")) - 1  # -1: the log starts later
+    line = go.Scatter(
+        x=[step, step],
+        y=[float(np.nanmin(values)), float(np.nanmax(values))],
+        mode="lines",
+        line=dict(color=ARCH_COLORS["gmlp"], width=1.5, dash="dot"),
+        hoverinfo="skip",
+    )
+    logged, value = (int(curve.index[at]), float(values[at])) if at >= 0 else (None, None)
+    point = go.Scatter(
+        x=[logged] if logged is not None else [],
+        y=[value] if logged is not None else [],
+        mode="markers",
+        marker=dict(size=14, color=ARCH_COLORS["gmlp"], line=dict(width=2, color="white")),
+        hovertemplate=f"step {logged}: {label} {value:.4g}<br>(the last evaluation at or before step {step})"
+        "<extra></extra>"
+        if logged is not None
+        else None,
+    )
+    return [line, point]
+
+
+def _play_controls(names: Sequence[str], start: int) -> dict:
+    """Play/Pause buttons and a slider over the frames ``names`` (``start`` active), one under the other."""
+    immediate = dict(mode="immediate", transition=dict(duration=0))
+    # Play runs from the frame last played or picked on the slider (from the first at the start or after the last).
+    play = dict(immediate, frame=dict(duration=400, redraw=True), fromcurrent=True)
+    buttons = dict(
+        type="buttons",
+        direction="left",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        pad=dict(t=70),
+        showactive=False,
+        buttons=[
+            dict(label="▶ Play", method="animate", args=[None, play]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], dict(immediate, frame=dict(duration=0))]),
+        ],
+    )
+    slider = dict(
+        active=start,
+        x=0,
+        len=1,
+        y=0,
+        yanchor="top",
+        pad=dict(t=125),  # under the buttons: side by side they collide on a narrow screen
+        currentvalue=dict(prefix="step ", font=dict(size=15, color="#333333")),
+        # Beyond a dozen steps the tick labels would run into each other: the current value names the step.
+        font=dict(color="rgba(0,0,0,0)") if len(names) > 12 else None,
+        steps=[
+            dict(label=n, method="animate", args=[[n], dict(immediate, frame=dict(duration=0, redraw=True))])
+            for n in names
+        ],
+    )
+    return dict(updatemenus=[buttons], sliders=[slider])

@@ -1,9 +1,11 @@
 """The Spatial weights page's parts: the cached spatial report, its arrays reshaped for plotting, and the
-training-snapshot timeline of W (a fragment: moving its slider reruns only this part of the page)."""
+training-snapshot timeline of W (an animation played in the browser, inside a fragment: moving its controls reruns
+only this part of the page)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import torch
 
 from dashboard import loaders, plots, widgets
 from dashboard.loaders import Checkpoint, load, per_checkpoint
+from dashboard.training_view import METRIC_LABELS
 from gmlp_core.analysis import spatial as sp
 from gmlp_core.models import ModelConfig
 
@@ -62,6 +65,22 @@ def mixing_text(config: ModelConfig) -> str:
     return text
 
 
+def by_construction(config: ModelConfig) -> str:
+    """What the architecture of ``config`` fixes in W and its scores, whatever training does ("" if nothing)."""
+    parts = []
+    if config.spatial == "toeplitz":
+        parts.append(
+            "**Fixed by construction** (Toeplitz W, one weight per offset): the residual is zero and shift invariance "
+            "is 1.0 in every layer because of the architecture, not because training found a convolution."
+        )
+    if config.causal:
+        parts.append(
+            "**Causal**: W's upper triangle (input j after output i) is masked to zero by construction, so no "
+            "position reads a later one."
+        )
+    return " ".join(parts)
+
+
 @per_checkpoint(max_entries=32, show_spinner="Analysing W...")
 def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
     """W, its Toeplitz decomposition and per-layer scores of ``checkpoint``, on the config's grid."""
@@ -79,39 +98,80 @@ def rows_as_filters(weights: np.ndarray, grid: int) -> np.ndarray:
     return sp.rows_as_images(torch.from_numpy(weights), grid).numpy()
 
 
+# Animation frames: a run's 40 snapshot intervals (the zoo's) and step 0, enough to watch W form, few enough to send
+# (~0.9 MB for a 64 x 64 W).
+MAX_FRAMES = 41
+
+
+def frame_steps(steps: Sequence[int], max_frames: int = MAX_FRAMES) -> list[int]:
+    """At most ``max_frames`` of the saved ``steps``: every k-th (evenly spaced, so the animation's pace is
+    even), the first and the last always among them."""
+    steps = sorted(steps)
+    stride = max(1, math.ceil((len(steps) - 1) / max(1, max_frames - 1)))
+    picked = steps[::stride]
+    return picked if picked[-1] == steps[-1] else [*picked, steps[-1]]
+
+
+def validation_curve(log: pd.DataFrame) -> pd.Series | None:
+    """The training log's validation metric by step, named by its column: perplexity (MLM), else accuracy
+    (vision), else loss; None when the log has none. A step logged twice (a resumed run) keeps its last row."""
+    if "step" not in log:
+        return None
+    for column in ("val_ppl", "val_accuracy", "val_loss"):
+        if column in log and log[column].notna().any():
+            rows = log.dropna(subset=[column]).drop_duplicates("step", keep="last").sort_values("step")
+            return pd.Series(rows[column].to_numpy(dtype=float), index=rows["step"].to_numpy(dtype=int), name=column)
+    return None
+
+
 @st.fragment
 def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
-    """A slider over the saved training steps showing layer ``layer``'s W and its middle row at that step."""
+    """Layer ``layer``'s W at every saved training step as one animation (Play, or the slider under it, runs in
+    the browser), with its middle row and the validation curve marked at the step shown."""
     name = checkpoint.name
     snaps = loaders.snapshots(checkpoint)
     if not snaps:
         st.info("This checkpoint has no training snapshots (`spatial_snapshots.safetensors`, written during training).")
         return
-    steps = list(snaps)
+    n_layers = next(iter(snaps.values())).shape[0]
+    if layer >= n_layers:
+        st.warning(f"The snapshots have {n_layers} layers; pick a lower layer.")
+        return
+    steps = frame_steps(list(snaps))
+    pick, toggle = st.columns([3, 2], vertical_alignment="bottom")
     step = (
-        st.select_slider("Training step", steps, value=steps[-1], key=f"snap-step-{name}")
+        pick.select_slider("Step shown first", steps, value=steps[-1], key=f"snap-step-{name}")
         if len(steps) > 1
         else steps[0]
     )
-    weights = snaps[step]
-    if layer >= weights.shape[0]:
-        st.warning(f"The snapshots have {weights.shape[0]} layers; pick a lower layer.")
-        return
-    w = weights[layer]
-    middle = w.shape[0] // 2
     # One colour range for every step, so near-zero W at initialisation looks near zero (it starts as noise of
-    # ~1e-5 and grows to ~0.3); rescaling to the step is an explicit choice.
-    rescale = st.toggle("Rescale colours to this step", value=False, key=f"snap-rescale-{name}")
-    zmax = None if rescale else shared_range(snaps, layer)
-    left, right = st.columns([3, 2])
-    with left:
-        title = f"Layer {layer} at step {step}" + (" (colours rescaled to this step)" if rescale else "")
-        widgets.chart(plots.matrix(w, title=title, height=470, zmax=zmax), key=f"snap-w-{name}")
-    with right:
-        profiles = [snaps[s][layer, middle] for s in steps]
-        fig = plots.curves_over_steps(profiles, steps, step, middle)
-        widgets.chart(fig, key=f"snap-profile-{name}")
-    st.caption(f"{len(steps)} snapshots from step {steps[0]} to {steps[-1]}. The darker line is the selected step.")
+    # ~1e-5 and grows to ~0.3); rescaling each step to its own range is an explicit choice.
+    rescale = toggle.toggle("Rescale colours to each step", value=False, key=f"snap-rescale-{name}")
+    scale = " (colours rescaled to each step)" if rescale else ""
+    curve = validation_curve(loaders.metrics_log(checkpoint))
+    weights = [snaps[s][layer] for s in steps]
+    fig = plots.snapshot_animation(
+        weights,
+        steps,
+        [f"Layer {layer} at step {s}{scale}" for s in steps],
+        start=steps.index(step),
+        position=weights[0].shape[0] // 2,
+        zmax=None if rescale else shared_range(snaps, layer),
+        curve=curve,
+        curve_label=METRIC_LABELS.get(curve.name, curve.name) if curve is not None else "",
+        log_y=curve is not None and curve.name != "val_accuracy",
+    )
+    widgets.chart(fig, key=f"snap-anim-{name}")
+    shown = f"{len(steps)} of {len(snaps)}" if len(steps) < len(snaps) else f"{len(steps)}"
+    text = (
+        f"{shown} snapshots from step {steps[0]} to {steps[-1]}. **Play** runs through them; the slider under the "
+        "chart picks one. Right: the same row of W at every step (grey), the step shown in bold."
+    )
+    if curve is not None:
+        text += " Bottom: the dot is the last evaluation at or before the step shown (the dotted line)."
+    else:
+        text += " No validation curve: this checkpoint has no training log (`metrics.jsonl`) with a validation metric."
+    st.caption(text)
 
 
 def filter_stride(grid: int, max_per_side: int = 8) -> int:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
+
+from gmlp_core.models import ModelConfig
 
 # One colour per architecture, used on every page so a model is recognisable at a glance.
 ARCH_COLORS = {"gmlp": "#1f5fbf", "amlp": "#2a9d4b", "transformer": "#d9541e"}
@@ -53,6 +58,71 @@ def apply() -> None:
 
 def arch_label(arch: str) -> str:
     return ARCH_LABELS.get(arch, arch)
+
+
+# What sets a model apart from the paper's plain gMLP (bidirectional, split gating, dense W): a short word for each
+# difference, its badge colour and what it means (the badge's tooltip). Every page names models with these words.
+BADGES: dict[str, tuple[str, str]] = {
+    "causal": ("orange", "Causal: each position sees only itself and the positions to its left."),
+    "Toeplitz W": (
+        "violet",
+        "W is one weight per offset j - i: shift-invariant by construction (its shift invariance is 1 because of "
+        "the architecture, not learned).",
+    ),
+    "multiplicative gating": ("blue", "Gating without the split: s(Z) = Z * (W LN(Z) + b) (an ablation)."),
+    "additive gating": ("blue", "W's mixing added instead of gating: s(Z) = Z + (W LN(Z) + b) (an ablation)."),
+    "no gating": ("blue", "Mixing with no gating at all: s(Z) = W LN(Z) + b (an ablation)."),
+    "no token mixing": ("gray", "Identity gating: no W, so tokens never mix (an ablation)."),
+}
+_GATING_BADGE = {
+    "multiplicative": "multiplicative gating",
+    "additive": "additive gating",
+    "linear": "no gating",
+    "identity": "no token mixing",
+}
+
+
+def model_badges(model: ModelConfig | Mapping[str, Any]) -> list[str]:
+    """The words (keys of ``BADGES``) that set ``model`` apart from a plain bidirectional split-gating model.
+
+    ``model`` is a config or a row of ``config_summary`` (the zoo table has its ``causal``, ``spatial`` and
+    ``gating`` columns), so a page can label a list of names without loading a config per name.
+    """
+    if isinstance(model, ModelConfig):
+        causal, spatial, mixing = model.causal, model.spatial if model.has_spatial_weights else "", model.token_mixing
+    else:
+        causal = model.get("causal")
+        causal = bool(causal) if pd.notna(causal) else False  # a broken row has None
+        spatial, mixing = model.get("spatial"), model.get("gating")
+    words = ["causal"] if causal else []
+    if spatial == "toeplitz":
+        words.append("Toeplitz W")
+    if mixing in _GATING_BADGE:
+        words.append(_GATING_BADGE[mixing])
+    return words
+
+
+def model_label(name: str, badges: list[str]) -> str:
+    """ "name · causal · Toeplitz W": a model's name with its badges, as a picker shows it."""
+    return " · ".join([name, *badges])
+
+
+def model_labels(zoo: pd.DataFrame) -> Callable[[str], str]:
+    """A ``format_func`` for pickers of checkpoint names: each name with its badges, read from the zoo table."""
+    rows = zoo.to_dict("records") if not zoo.empty else []
+    labels = {row["name"]: model_label(row["name"], model_badges(row)) for row in rows}
+    return lambda name: labels.get(name, name)
+
+
+def show_badges(config: ModelConfig) -> None:
+    """The model's badges in a row (nothing for a plain model), each with what it means as its tooltip."""
+    words = model_badges(config)
+    if not words:
+        return
+    with st.container(horizontal=True, gap="small"):
+        for word in words:
+            color, meaning = BADGES[word]
+            st.badge(word, color=color, help=meaning)
 
 
 # Every ASCII punctuation mark CommonMark lets a backslash escape, plus Streamlit's own ($ for LaTeX,

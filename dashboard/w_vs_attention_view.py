@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -13,7 +14,8 @@ from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
-from dashboard.style import arch_label, escape_markdown
+from dashboard.style import arch_label, escape_markdown, model_labels, show_badges
+from gmlp_core.analysis.influence import influence_plan, layer_influence
 from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
 
@@ -44,7 +46,7 @@ def pick_models(lens: Lens, task: str) -> dict[str, str]:
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
             continue
-        chosen[arch] = col.selectbox(arch_label(arch), names, key=f"wva-{task}-{arch}")
+        chosen[arch] = col.selectbox(arch_label(arch), names, format_func=model_labels(rows), key=f"wva-{task}-{arch}")
     return chosen
 
 
@@ -76,71 +78,121 @@ def prepare_image(lens: Lens, chosen: dict[str, str], image: ImageInput) -> list
 
 
 def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingReport]:
-    return {p.name: mixing(lens.checkpoint(p.name), p.ids, p.pixels) for p in prepared}
+    return {p.name: mixing(lens.checkpoint(p.name), p.n_show, p.ids, p.pixels) for p in prepared}
 
 
 @per_checkpoint(max_entries=64, show_spinner="Computing attention, gates and token influence...")
 def mixing(
-    checkpoint: Checkpoint, ids: tuple[int, ...] | None = None, pixels: np.ndarray | None = None
+    checkpoint: Checkpoint, n_show: int, ids: tuple[int, ...] | None = None, pixels: np.ndarray | None = None
 ) -> MixingReport:
-    """Attention, W, gates and token influence of ``checkpoint`` on one input (cached per input)."""
+    """Attention, W, gates and token influence of ``checkpoint`` on one input (cached per input); influence
+    only for the ``n_show`` positions shown (a padded sentence's real tokens)."""
     model = load(checkpoint).model
     return mixing_report(
-        model, None if ids is None else torch.tensor(ids), None if pixels is None else torch.from_numpy(pixels)
+        model,
+        None if ids is None else torch.tensor(ids),
+        None if pixels is None else torch.from_numpy(pixels),
+        rows=range(n_show),
     )
+
+
+@per_checkpoint(max_entries=256, show_spinner="Measuring this layer's effective mixing...")
+def layer_mixing(
+    checkpoint: Checkpoint,
+    layer: int,
+    n_show: int,
+    ids: tuple[int, ...] | None = None,
+    pixels: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """``layer_influence`` of ``checkpoint`` at ``layer`` on one input, for the ``n_show`` positions shown
+    (the real tokens of a padded sentence), and a note when a big model's map is estimated or cut to a budget."""
+    model = load(checkpoint).model
+    plan = influence_plan(model.config, blocks=1)
+    rows = [r for r in (plan.rows or range(n_show)) if r < n_show] or list(range(n_show))
+    m = layer_influence(
+        model,
+        layer,
+        None if ids is None else torch.tensor(ids),
+        None if pixels is None else torch.from_numpy(pixels),
+        rows=rows,
+        n_probes=plan.n_probes,
+    )
+    return m.numpy(), plan.note
 
 
 def _crop(m: np.ndarray, k: int) -> np.ndarray:
     return m[:k, :k] if m.ndim == 2 else m[..., :k, :k]
 
 
-def show_model(p: Prepared, data: MixingReport, layer: int) -> None:
-    """The architecture's own token mixing at ``layer``, one full-width row per model (readable on a projector):
-    attention heads, tiny attention next to W, or W next to the gate."""
-    k, labels = p.n_show, p.labels
+def show_model(lens: Lens, p: Prepared, data: MixingReport, layer: int) -> None:
+    """The architecture's own token mixing at ``layer``, one section per model, its panels wrapping on a
+    narrow screen: attention heads, tiny attention next to W, or W next to the gate."""
+    k, labels, large = p.n_show, p.labels, widgets.lecturing()
     n_layers = max(len(data.attentions), len(data.weights))
     layer = min(layer, n_layers - 1)
     st.markdown(f"#### {arch_label(p.arch)} · {escape_markdown(p.name)} · layer {layer}")
+    show_badges(lens.checkpoint(p.name).config)
     if p.arch == "transformer":
         heads = data.attentions[layer]
-        fig = plots.matrix_grid(
+        figs = plots.matrices(
             [_crop(h, k) for h in heads],
             [f"head {i}" for i in range(len(heads))],
             labels,
-            cols=min(4, len(heads)),
             value="attention",
             diverging=False,
-            panel_height=340,
+            large=large,
         )
-        widgets.chart(fig, key=f"wva-attn-{p.name}")
-        st.caption("Attention: recomputed for every input. Each row is a distribution over the inputs (sums to one).")
+        figs.append(_effective(lens, p, layer, large))
+        widgets.chart_row(figs, key=f"wva-attn-{p.name}")
+        st.caption(
+            "Attention: recomputed for every input. Each row is a distribution over the inputs (sums to one). "
+            + EFFECTIVE_CAPTION
+        )
     elif p.arch == "amlp":
-        left, right = st.columns([2, 1], vertical_alignment="center")
-        panels = [_crop(data.attentions[layer][0], k), _crop(data.weights[layer], k)]
-        fig = plots.matrix_grid(
-            panels,
-            ["tiny attention (input-dependent)", "W (static)"],
-            labels,
-            cols=2,
-            diverging=[False, True],
-            shared_scale=False,
-            panel_height=380,
-        )
-        with left:
-            widgets.chart(fig, key=f"wva-amlp-{p.name}")
-        right.caption(
+        figs = [
+            plots.matrix(
+                _crop(data.attentions[layer][0], k),
+                labels,
+                title="tiny attention (input-dependent)",
+                value="attention",
+                diverging=False,
+                large=large,
+            ),
+            plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", large=large),
+            _effective(lens, p, layer, large),
+        ]
+        widgets.chart_row(figs, key=f"wva-amlp-{p.name}")
+        st.caption(
             "aMLP adds a single tiny attention head inside the gate, next to its static W. Compare its pattern with "
-            "the Transformer's heads above and with W beside it."
+            "the Transformer's heads above and with W beside it. " + EFFECTIVE_CAPTION
         )
     else:
-        left, right = st.columns(2)
-        with left:
-            fig = plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", height=420)
-            widgets.chart(fig, key=f"wva-w-{p.name}")
-        with right:
-            fig = plots.gate(data.gates[layer][:k], labels, title="gate (input-dependent)")
-            widgets.chart(fig.update_layout(height=420), key=f"wva-gate-{p.name}")
-        st.caption("W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input.")
+        figs = [
+            plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", large=large),
+            plots.gate(data.gates[layer][:k], labels, title="gate W·LN(Z2)+b (input-dependent)", large=large),
+            _effective(lens, p, layer, large),
+        ]
+        widgets.chart_row(figs, key=f"wva-w-{p.name}")
+        st.caption(
+            "W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input. "
+            + EFFECTIVE_CAPTION
+        )
+
+
+EFFECTIVE_CAPTION = (
+    "**Effective mixing**: this layer's token influence on this input, ||d u_i / d x_j|| for the block's update u "
+    "(its output minus the residual) and its input x: how much position i's update depends on position j. For "
+    "gMLP it is nonzero only where W is, and the gate makes it input-dependent; for the Transformer it is the "
+    "attention layer's mixing, so the three rows compare like with like. The diagonal holds each position's own "
+    "(non-mixing) path."
+)
+
+
+def _effective(lens: Lens, p: Prepared, layer: int, large: bool) -> go.Figure:
+    """The per-input mixing panel of ``p`` at ``layer`` (``layer_mixing``), titled with how it was computed."""
+    m, note = layer_mixing(lens.checkpoint(p.name), layer, p.n_show, p.ids, p.pixels)
+    title = "effective mixing (this input)" + (" (estimated)" if note else "")
+    return plots.matrix(_crop(m, p.n_show), p.labels, title=title, value="influence", diverging=False, large=large)
 
 
 def influence_table(prepared: list[Prepared], results: dict[str, MixingReport]) -> pd.DataFrame:

@@ -25,6 +25,10 @@ USER_ERRORS: tuple[type[Exception], ...] = (BadInput, BadImage, CheckpointError)
 # the library refuses far longer text (gmlp_core.inference.MAX_TEXT_CHARS).
 TEXT_WINDOW = 20_000
 
+# The width of a chart drawn next to another: two fit a wide screen, and each stays readable when a
+# 1024 px screen stacks them.
+PANEL_WIDTH = 480
+
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -50,6 +54,16 @@ def chart(fig: go.Figure, key: str | None = None) -> None:
     """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
     fig.update_layout(template=template(large=lecturing()))
     st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
+
+
+def chart_row(figs: Sequence[go.Figure], key: str) -> None:
+    """Fixed-size figures (``plots.panel``) side by side, wrapping onto the next line where the screen is
+    narrow (a projector at 1024 px): panels keep a readable size instead of shrinking to thumbnails."""
+    with st.container(horizontal=True, gap="medium", key=f"row-{key}"):
+        for i, fig in enumerate(figs):
+            fig.update_layout(template=template(large=lecturing()))
+            width = int(fig.layout.width) if fig.layout.width else "stretch"
+            st.plotly_chart(fig, theme=None, key=f"{key}-{i}", config=PLOTLY_CONFIG, width=width)
 
 
 def models_hint(what: str) -> str:
@@ -85,12 +99,11 @@ def download_csv(df: pd.DataFrame, name: str) -> None:
     )
 
 
-def columns_for(n: int, max_per_row: int = 3) -> list:
-    """Columns for ``n`` side-by-side panels, wrapping after ``max_per_row``."""
-    cols: list = []
-    for start in range(0, n, max_per_row):
-        cols.extend(st.columns(min(max_per_row, n - start)))
-    return cols
+def columns_for(n: int) -> list:
+    """Slots for ``n`` side-by-side panels of ``PANEL_WIDTH``: three to a row on a wide screen, one on a
+    1024 px projector with the sidebar open. They wrap instead of shrinking (``st.columns`` would shrink)."""
+    row = st.container(horizontal=True, gap="medium")
+    return [row.container(width=PANEL_WIDTH) for _ in range(n)]
 
 
 @contextmanager

@@ -90,10 +90,15 @@ def run_lr_sweep(
             ):
                 log.info("%s at lr %g already in %s", name, lr, out)
                 continue
-            log.info("%s at lr %g: %d steps on %s", name, lr, cfg.steps, spec)
-            start = time.perf_counter()
-            result = train(dataclasses.replace(cfg, overwrite=True))
-            seconds = time.perf_counter() - start
+            metrics = _finished_metrics(cfg)
+            if metrics is not None:
+                log.info("%s at lr %g: trained before, summarising %s", name, lr, cfg.out)
+                seconds = read_metrics_log(cfg.out)[-1].get("elapsed_s", math.nan)
+            else:
+                log.info("%s at lr %g: %d steps on %s", name, lr, cfg.steps, spec)
+                start = time.perf_counter()
+                metrics = train(dataclasses.replace(cfg, overwrite=True)).metrics
+                seconds = time.perf_counter() - start
             model = load_checkpoint(cfg.out)
             row: dict[str, Any] = {
                 "entry": name,
@@ -102,18 +107,18 @@ def run_lr_sweep(
                 "lr": cfg.lr,
                 "steps": cfg.steps,
                 "data": spec,
-                "precision": result.metrics.get("precision"),
-                "val_ppl": result.metrics["val_ppl"],
-                "val_loss": result.metrics["val_loss"],
-                "val_short_ppl": result.metrics.get("val_short_ppl"),
+                "precision": metrics.get("precision"),
+                "val_ppl": metrics["val_ppl"],
+                "val_loss": metrics["val_loss"],
+                "val_short_ppl": metrics.get("val_short_ppl"),
                 "last_fifth_improvement": plateau_improvement(read_metrics_log(cfg.out)),
             }
-            if model.spatial_weights():
+            if model.config.has_spatial_weights:
                 summary = spatial_summary(model)
                 row["shift_invariance"] = _per_layer(summary["shift_invariance"])
                 row["locality"] = _per_layer(summary["locality"])
-            if "cloze_top5" in result.metrics:  # the trainer scores models trained on the built-in corpora
-                row |= {k: result.metrics[k] for k in ("cloze_top1", "cloze_top5", "cloze_sentences")}
+            if "cloze_top5" in metrics:  # the trainer scores models trained on the built-in corpora
+                row |= {k: metrics[k] for k in ("cloze_top1", "cloze_top5", "cloze_sentences")}
             else:
                 score = cloze_score(cloze_table(model, load_tokenizer(cfg.out), items))
                 row |= {"cloze_top1": score["top1"], "cloze_top5": score["top5"], "cloze_sentences": score["sentences"]}
@@ -121,6 +126,32 @@ def run_lr_sweep(
             done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
             done.to_csv(out, index=False)
     return done[done["entry"].isin(list(entries))].reset_index(drop=True)
+
+
+def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
+    """The metrics of a run of exactly this recipe whose final checkpoint is already in ``cfg.out`` (a sweep
+    stopped after training but before its row was written), measured on the stored weights as training
+    measures them; None when the run has to be trained."""
+    from gmlp_core.checkpoints import load_metrics, read_config, read_metrics_log, resolve_device
+    from gmlp_core.evaluate import evaluate_checkpoint
+    from gmlp_core.hardware import resolve_precision
+
+    out = Path(cfg.out)
+    if not (out / "model.safetensors").is_file() or not (out / "config.json").is_file():
+        return None
+    recorded = read_config(out).extra.get("train")
+    ignored = ("progress", "resume", "out", "overwrite")
+    wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
+    if not isinstance(recorded, dict) or any(recorded.get(k) != v for k, v in wanted.items()):
+        return None
+    history = read_metrics_log(out)
+    if not history or history[-1].get("step") != cfg.steps:
+        return None
+    if (out / "metrics.json").is_file():
+        return load_metrics(out)
+    metrics = evaluate_checkpoint(out, precision="fp32")
+    metrics["precision"] = resolve_precision(cfg.precision, resolve_device(cfg.device))
+    return metrics
 
 
 def best_rates(table: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
-from dashboard.style import escape_markdown
+from dashboard.style import escape_markdown, model_labels
 from gmlp_core.analysis.interventions import W_KINDS, kinds_for
 
 lens = context.current()
@@ -18,7 +18,7 @@ st.markdown(
 rows = lens.rows()
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "model")
 left, right = st.columns([2, 3])
-name = left.selectbox("Model", rows["name"].tolist(), key="iv-model")
+name = left.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="iv-model")
 checkpoint = lens.checkpoint(name)
 cfg = checkpoint.config
 kinds = kinds_for(cfg)
@@ -62,12 +62,13 @@ with widgets.guard("Interventions"):
     st.caption(f"Measured on {result.examples:,} held-out {'masked tokens' if cfg.task == 'mlm' else 'images'}.")
     if result.w_before is not None:
         st.subheader(f"Layer {show}: W before and after")
-        widgets.chart(
-            plots.matrix_grid(
-                [result.w_before, result.w_after], ["W, unedited", f"W after {kind}"], cols=2, panel_height=420
-            ),
-            key="iv-w",
+        figs = plots.matrices(
+            [result.w_before, result.w_after],
+            ["W, unedited", f"W after {kind}"],
+            shared_scale=True,
+            large=widgets.lecturing(),
         )
+        widgets.chart_row(figs, key="iv-w")
     if result.fill_mask is not None:
         st.subheader("Fill-mask before and after")
         widgets.table(result.fill_mask, f"fill-mask-{name}-{kind}")

@@ -49,7 +49,7 @@ else:
         help="On: val = a N^-alpha + c. Off: a pure power law a N^-alpha (a straight line on log-log axes).",
     )
     all_fits = []
-    for col, (x, label) in zip(st.columns(2), AXES.items(), strict=True):
+    for col, (x, label) in zip(widgets.columns_for(2), AXES.items(), strict=True):
         fits = fit_power_law(df, x=x, y=y, offset=offset)
         all_fits.append(fits.assign(label=f"ours, vs {label}"))
         with col:

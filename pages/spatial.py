@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import context, plots, widgets
 from dashboard.spatial_view import (
     SCORE_DEFINITIONS,
+    by_construction,
     centre_filters,
     filter_positions,
     filter_stride,
@@ -15,6 +16,7 @@ from dashboard.spatial_view import (
     spatial,
     stride_options,
 )
+from dashboard.style import model_labels, show_badges
 
 lens = context.current()
 st.title("Spatial weights W")
@@ -22,8 +24,10 @@ rows = lens.rows()
 rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if not rows.empty else rows
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
 pick_model, pick_layer = st.columns([2, 3])
-name = pick_model.selectbox("Model", rows["name"].tolist(), key="spatial-model")
+name = pick_model.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="spatial-model")
 checkpoint = lens.checkpoint(name)
+with pick_model:
+    show_badges(checkpoint.config)
 st.markdown(mixing_text(checkpoint.config))
 data = spatial(checkpoint)
 n_layers, n = data.weights.shape[0], data.weights.shape[1]
@@ -35,8 +39,12 @@ st.caption(
     "the best shift-invariant (convolution-like) approximation, the one the shift invariance score measures. "
     "Residual: what depends on absolute position. Hover for positions and values."
 )
+fixed = by_construction(checkpoint.config)
+if fixed:
+    st.caption(fixed)
 triplet = [data.weights[layer], data.toeplitz[layer], data.residual[layer]]
-widgets.chart(plots.matrix_grid(triplet, ["W", "Toeplitz part", "residual"], cols=3, panel_height=430), key="spatial-w")
+triplet_figs = plots.matrices(triplet, ["W", "Toeplitz part", "residual"], shared_scale=True, large=widgets.lecturing())
+widgets.chart_row(triplet_figs, key="spatial-w")
 
 if data.grid is None:
     st.subheader("The paper's figure: the middle token's row of W in every layer")
@@ -72,6 +80,11 @@ st.caption(
     + SCORE_DEFINITIONS["shift_invariance"]
     + ". Dashed lines: what each score gives for a W with no preference (a random W)."
 )
+if checkpoint.config.spatial == "toeplitz":
+    st.caption(
+        "Shift invariance is 1.0 in every layer **by construction**: a Toeplitz W is one weight per offset, so it "
+        "is a convolution whatever it learned. Only locality tells these layers apart."
+    )
 baselines = {"locality": "locality_random", "shift_invariance": "shift_invariance_random"}
 fig = plots.layer_lines(data.summary, "layer", list(baselines), y_title="score", baselines=baselines)
 widgets.chart(fig, key="spatial-scores")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.style import escape_markdown
+from dashboard.style import escape_markdown, model_labels
 from dashboard.training_view import METRIC_HELP, METRIC_LABELS, X_LABELS, metric_chart, training_logs
 
 lens = context.current()
@@ -12,7 +12,11 @@ st.caption("Every checkpoint's `metrics.jsonl`: one row per evaluation during tr
 
 all_names = lens.names(selected_only=False)
 names = st.multiselect(
-    "Checkpoints", all_names, default=[n for n in lens.selected if n in all_names], key="train-names"
+    "Checkpoints",
+    all_names,
+    default=[n for n in lens.selected if n in all_names],
+    format_func=model_labels(lens.zoo),
+    key="train-names",
 )
 widgets.need_models(names, "checkpoint")
 logs = training_logs(lens, names)
@@ -27,11 +31,9 @@ x = st.radio("Horizontal axis", list(X_LABELS), format_func=X_LABELS.get, horizo
 metrics = [m for m in METRIC_HELP if m in logs.columns and logs[m].notna().any()]
 
 
-left, right = st.columns(2)
-with left:
-    metric_chart(logs, x, "loss", key="train-loss")
-with right:
-    metric_chart(logs, x, "val_loss", key="train-val")
+for slot, metric in zip(widgets.columns_for(2), ("loss", "val_loss"), strict=True):
+    with slot:  # side by side on a wide screen, stacked on a projector
+        metric_chart(logs, x, metric, key=f"train-{metric}")
 
 others = [m for m in metrics if m not in ("loss", "val_loss")]
 metric = st.selectbox("Another metric", others, format_func=METRIC_LABELS.get, key="train-metric")

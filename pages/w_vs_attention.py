@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import context, plots, widgets
+from dashboard import context, linked_hover, plots, widgets
 from dashboard.image_input import photo_models, pick_image
 from dashboard.style import escape_markdown
 from dashboard.w_vs_attention_view import (
@@ -50,10 +50,12 @@ if st.session_state.get("wva-request") != request:
 
 with widgets.guard("W versus attention"):
     results = compute(lens, prepared)
+    linked_hover.link()
+    st.caption("Hover any cell of any map: the same row and column are outlined on every map of the page.")
     n_layers = max(max(len(r.attentions), len(r.weights)) for r in results.values())
     layer = st.slider("Layer", 0, n_layers - 1, 0, key="wva-layer") if n_layers > 1 else 0
     for p in prepared:
-        show_model(p, results[p.name], layer)
+        show_model(lens, p, results[p.name], layer)
 
     st.subheader("Token influence: one measurement for all three")
     st.caption(
@@ -61,17 +63,18 @@ with widgets.guard("W versus attention"):
         "Jacobian of the final hidden state i with respect to the embedding j). Computed the same way for every model."
     )
     panels = list(prepared)
-    fig = plots.matrix_grid(
-        [results[p.name].influence[: p.n_show, : p.n_show] for p in panels],
-        [p.name for p in panels],
-        panels[0].labels if task == "mlm" and len({p.n_show for p in panels}) == 1 else None,
-        cols=3,
-        value="influence",
-        diverging=False,
-        shared_scale=False,
-        panel_height=420,
-    )
-    widgets.chart(fig, key="wva-influence")
+    figs = [
+        plots.matrix(
+            results[p.name].influence[: p.n_show, : p.n_show],
+            p.labels if task == "mlm" else None,
+            title=p.name,
+            value="influence",
+            diverging=False,
+            large=widgets.lecturing(),
+        )
+        for p in panels
+    ]
+    widgets.chart_row(figs, key="wva-influence")
     for p in panels:
         if results[p.name].influence_note:
             st.caption(f"{escape_markdown(p.name)}: {results[p.name].influence_note}.")

@@ -13,7 +13,7 @@ from gmlp_core import build_model, preset
 from gmlp_core.analysis import attention as att
 from gmlp_core.analysis import attribution as attr
 from gmlp_core.analysis import spatial as sp
-from gmlp_core.analysis.influence import token_influence
+from gmlp_core.analysis.influence import layer_influence, token_influence
 
 
 def _model(name: str, seed: int = 0, **overrides):
@@ -282,6 +282,44 @@ def test_influence_follows_w() -> None:
     assert (shifted.diagonal(-1) > 0.1 * shifted.diagonal()[1:]).all()
     assert torch.equal(shifted.triu(1), torch.zeros_like(shifted))  # 2 layers: reach 2 to the left, none right
     assert torch.equal(shifted.tril(-3), torch.zeros_like(shifted))
+
+
+@pytest.mark.parametrize("name", ["gmlp-tiny-mlm", "amlp-tiny-mlm", "transformer-tiny-mlm"])
+def test_layer_influence_matches_a_brute_force_jacobian_of_one_block(name: str) -> None:
+    model = _model(name, d_model=16, d_ffn=32, seq_len=8, **({"attn_dim": 8} if name.startswith("amlp") else {}))
+    ids = _ids(model.config)
+    layer = model.config.n_layers - 1
+    with torch.no_grad():
+        x = model(input_ids=ids, output_hidden_states=True).hidden_states[layer]
+    block = model.blocks[layer]
+    jac = torch.autograd.functional.jacobian(lambda h: block(h, None, False, False)[0] - h, x)[0, :, :, 0]
+    want = jac.pow(2).sum(dim=(1, 3)).sqrt()
+    torch.testing.assert_close(layer_influence(model, layer, input_ids=ids, exact=True), want, rtol=1e-4, atol=1e-6)
+    estimate = layer_influence(model, layer, input_ids=ids, n_probes=64)
+    assert ((estimate - want).norm() / want.norm()) < 0.15
+
+
+def test_layer_influence_of_gmlp_mixes_only_where_w_is_nonzero() -> None:
+    """The spatial gating unit is the only token mixing: output i depends on input j != i exactly when W_ij != 0,
+    and causal W leaks nothing from the future."""
+    model = _model("gmlp-tiny-mlm")
+    n = model.config.seq_len
+    band = (torch.arange(n)[:, None] - torch.arange(n)[None, :]).abs() <= 2
+    pattern = torch.where(band & (torch.rand(n, n, generator=torch.Generator().manual_seed(1)) > 0.3), 0.3, 0.0)
+    _set_w(model, lambda layer: pattern)
+    ids = _ids(model.config, n_real=12)
+    for layer in range(model.config.n_layers):
+        for exact in (True, False):
+            m = layer_influence(model, layer, input_ids=ids, exact=exact)
+            off = ~torch.eye(n, dtype=torch.bool)
+            assert torch.equal(m[off & (pattern == 0)], torch.zeros_like(m[off & (pattern == 0)]))
+            assert (m[off & (pattern != 0)] > 0).all()
+    causal = _model("gmlp-tiny-mlm", causal=True)
+    _set_w(causal, lambda layer: torch.full((n, n), 0.3))
+    m = layer_influence(causal, 0, input_ids=ids, exact=True)
+    assert torch.equal(m.triu(1), torch.zeros_like(m)) and (m[torch.ones(n, n).tril(-1).bool()] > 0).all()
+    with pytest.raises(ValueError, match="layer"):
+        layer_influence(model, model.config.n_layers, input_ids=ids)
 
 
 def test_influence_vision_shorter_transformer_input_and_no_side_effects() -> None:

@@ -165,7 +165,8 @@ def test_training_curves_follow_the_chosen_checkpoints(app_root: Path) -> None:
     assert names
     traces = {t.name for t in figures(at)[0].data}
     assert traces == set(names)
-    other = [n for n in at.multiselect(key="train-names").options if n not in names][:1]
+    options = [o.split(" · ")[0] for o in at.multiselect(key="train-names").options]  # labels carry badges
+    other = [n for n in options if n not in names][:1]
     at.multiselect(key="train-names").set_value(names[:1] + other).run()
     assert {t.name for t in figures(at)[0].data} == set(names[:1] + other)
     at.radio(key="train-x").set_value("elapsed_s").run()

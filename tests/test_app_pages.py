@@ -176,8 +176,7 @@ def test_spatial_page_shows_the_models_W_per_layer(app_root: Path) -> None:
     at.slider(key="spatial-layer").set_value(1).run()
     assert np.allclose(_first_heatmap_z(at), weights[1], atol=1e-5)
     # Toeplitz part + residual == W
-    fig = figures(at)[0]
-    w, t, r = (array(tr.z) for tr in fig.data[:3])
+    w, t, r = (array(f.data[0].z) for f in figures(at)[:3])
     assert np.allclose(t + r, w, atol=1e-5)
     assert "The paper's figure" in texts(at)
     scores = [df.value for df in at.dataframe if "locality" in df.value.columns][0]
@@ -188,7 +187,7 @@ def test_spatial_page_shows_the_models_W_per_layer(app_root: Path) -> None:
     vision = load_checkpoint(app_root / "vision-gmlp", device="cpu")
     assert np.allclose(_first_heatmap_z(at), vision.spatial_weights()[1].numpy(), atol=1e-5)
     # The drawn Toeplitz part is the 2-D (patch grid) one that the shift invariance shown beside it measures.
-    w, t, r = (array(tr.z) for tr in figures(at)[0].data[:3])
+    w, t, r = (array(f.data[0].z) for f in figures(at)[:3])
     grid = vision.config.spatial_grid
     expected, _ = sp.toeplitz_decomposition(torch.from_numpy(w), grid)
     assert np.allclose(t, expected.numpy(), atol=1e-5)
@@ -278,9 +277,23 @@ def test_w_vs_attention_computes_on_demand_and_follows_the_input(app_root: Path)
     assert attention
     rows = array(attention[0].data[0].z)
     assert np.allclose(rows.sum(-1), 1.0, atol=1e-3)  # each attention row is a distribution
-    influence = figures(at)[-1]
-    assert [a.text for a in influence.layout.annotations][:3] == ["mlm-transformer", "mlm-amlp", "mlm-gmlp"]
-    before = array(influence.data[0].z)
+    figs = figures(at)
+    assert [f.layout.title.text for f in figs[-3:]] == ["mlm-transformer", "mlm-amlp", "mlm-gmlp"]  # influence
+    before = array(figs[-1].data[0].z)
+    # every map: the sentence's tokens on both axes, a colour bar titled with its range, W centred on 0
+    tokens = list(figs[-1].layout.yaxis.ticktext)
+    assert "the" in tokens and "of" in tokens and tokens == list(figs[-1].layout.xaxis.ticktext)
+    for f in figs:
+        assert f.data[0].showscale is not False and f.data[0].colorbar.title.text
+        assert len(f.layout.yaxis.ticktext) >= 2 and len(f.layout.xaxis.ticktext) >= 2
+    w = next(f for f in figs if f.layout.title.text == "W (static)")
+    assert w.data[0].zmid == 0 and w.data[0].zmin == -w.data[0].zmax
+    # each model's per-input mixing at this layer, same size as the sentence, off-diagonal mixing present
+    effective = [f for f in figs if (f.layout.title.text or "").startswith("effective mixing")]
+    assert len(effective) == 3
+    for f in effective:
+        m = array(f.data[0].z)
+        assert m.shape == (len(tokens), len(tokens)) and (m - np.diag(np.diag(m))).max() > 0
 
     heads = array(figures(at)[0].data[0].z)
     at.slider(key="wva-layer").set_value(1).run()  # another layer: other attention, other W
@@ -355,7 +368,7 @@ def test_interventions_page_edits_a_copy_and_says_what_it_cost(app_root: Path) -
     if app_root == ZOO_ROOT:  # a trained gMLP relies on its W (the tiny root's models are random)
         assert after > 2 * before, "knocking out every W costs perplexity"
     assert "W set to 0" in texts(at) and "held-out masked tokens" in texts(at)
-    w_before, w_after = (array(t["z"]) for t in figures(at)[0].data)
+    w_before, w_after = (array(f.data[0]["z"]) for f in figures(at)[:2])
     assert np.abs(w_before).sum() > 0 and not np.abs(w_after).any(), "W before and after, side by side"
     again = float(start("interventions", {"models": "mlm-gmlp"}).metric[0].value)
     assert again == before, "the shared model was not changed by the edit"

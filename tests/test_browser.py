@@ -50,9 +50,18 @@ def _shots_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# Text that collides or is cut off in the page's charts, from the DOM's bounding boxes (a list of problems).
+LAYOUT_CHECK = (REPO / "tests" / "layout_checks.js").read_text()
+SCREENS = {"projector": (1024, 768), "wide": (1920, 1080)}
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
 @pytest.mark.parametrize("page_name", list(PAGE_PATHS))
-def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path: Path) -> None:  # noqa: ANN001
-    context = browser.new_context(viewport={"width": 1600, "height": 1800}, device_scale_factor=1)
+def test_page_renders_in_chromium(served: str, browser, page_name: str, screen: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """Every page at projector size and on a wide screen: no error box, its charts drawn, and no two titles or
+    tick labels overlapping, none cut off by its chart's edge, no chart over another (README's shots: wide)."""
+    width, height = SCREENS[screen]
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     page = context.new_page()
     console_errors: list[str] = []
     page.on("pageerror", lambda err: console_errors.append(str(err)))
@@ -74,11 +83,14 @@ def test_page_renders_in_chromium(served: str, browser, page_name: str, tmp_path
             page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=60_000)
             assert page.locator(".js-plotly-plot").count() >= 1
         # Streamlit scrolls inside its main block, so a full-page shot is the viewport: grow it to the content
-        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-        page.set_viewport_size({"width": 1600, "height": min(max(1800, int(height) + 40), 6000)})
+        content = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": width, "height": min(max(height, int(content) + 40), 12000)})
         wait_idle(page)
-        page.screenshot(path=str(_shots_dir(tmp_path) / f"{page_name}.png"), full_page=True)
+        shot = f"{page_name}.png" if screen == "wide" else f"{page_name}-{width}.png"
+        page.screenshot(path=str((_shots_dir(tmp_path) if screen == "wide" else tmp_path) / shot), full_page=True)
         assert not console_errors, console_errors
+        problems = page.evaluate(LAYOUT_CHECK)
+        assert not problems, "\n".join(problems[:20])
     finally:
         context.close()
 
@@ -114,6 +126,8 @@ def test_lecture_walk_in_chromium(served: str, browser, tmp_path: Path) -> None:
                 if "(broken)" not in t and "(refused)" not in t
             ]
             assert not errors, (index, errors)
+            problems = page.evaluate(LAYOUT_CHECK)
+            assert not problems, (index, problems[:20])
             if index == shot:  # projector width, tall enough to show the step bar above the band in W
                 page.set_viewport_size({"width": 1024, "height": 1280})
                 wait_idle(page)
@@ -143,5 +157,42 @@ def test_a_single_click_paints_a_cell_of_the_drawing_grid(served: str, browser) 
         page.wait_for_function("() => !document.body.innerText.includes('The grid is blank')", timeout=60_000)
         wait_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.context.close()
+
+
+# Where cell (i, j) of the first linked chart is on the page, and the row/column bars drawn on every linked chart.
+CELL_CENTRE = """([i, j]) => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find((g) => g._fullLayout.meta?.link);
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+  return {x: box.left + fl.xaxis._offset + fl.xaxis.l2p(j), y: box.top + fl.yaxis._offset + fl.yaxis.l2p(i)};
+}"""
+LINK_BARS = """(i) => [...document.querySelectorAll('.js-plotly-plot')].filter((g) => g._fullLayout.meta?.link).map((gd) => {
+  const ya = gd._fullLayout.yaxis, host = gd.querySelector('.svg-container');
+  const bars = [...host.querySelectorAll('.lens-link')];
+  const rowTop = ya._offset + Math.min(ya.l2p(i - 0.5), ya.l2p(i + 0.5));
+  return {title: gd._fullLayout.title.text, bars: bars.length,
+          row: bars.some((b) => Math.abs(parseFloat(b.style.top) - rowTop) < 1.5)};
+})"""
+
+
+def test_hovering_a_cell_outlines_its_row_and_column_on_every_map(served: str, browser) -> None:  # noqa: ANN001
+    page = browser.new_context(viewport={"width": 1600, "height": 1200}).new_page()
+    try:
+        page.goto(f"{served}/{PAGE_PATHS['w_vs_attention']}", wait_until="domcontentloaded")
+        wait_idle(page)
+        page.get_by_role("button", name="Compute").first.click()
+        page.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=180_000)
+        wait_idle(page, timeout_ms=180_000)
+        page.wait_for_timeout(800)  # the linker attaches to charts drawn after it (it polls twice a second)
+        centre = page.evaluate(CELL_CENTRE, [3, 5])
+        page.mouse.move(centre["x"], centre["y"])
+        page.wait_for_function("() => document.querySelectorAll('.lens-link').length > 0", timeout=10_000)
+        charts = page.evaluate(LINK_BARS, 3)
+        assert len(charts) >= 6, charts  # heads, tiny attention, W, gate, effective mixing, influence
+        assert all(c["bars"] >= 1 and c["row"] for c in charts), charts  # row 3 outlined on every map
+        assert sum(c["bars"] == 2 for c in charts) >= len(charts) - 1  # and column 5 (the gate's are channels)
+        page.mouse.move(5, 5)  # off the chart: the outlines go
+        page.wait_for_function("() => document.querySelectorAll('.lens-link').length === 0", timeout=10_000)
     finally:
         page.context.close()

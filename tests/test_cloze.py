@@ -103,7 +103,7 @@ def test_best_rates_takes_the_lowest_perplexity_per_entry() -> None:
 
 
 @pytest.mark.slow
-def test_lr_sweep_writes_rows_and_resumes(tmp_path: Path) -> None:
+def test_lr_sweep_writes_rows_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "lr.csv"
     table = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
     assert list(table["lr"]) == [1e-3, 2e-3] and (table["steps"] == 2).all()
@@ -111,3 +111,19 @@ def test_lr_sweep_writes_rows_and_resumes(tmp_path: Path) -> None:
     assert table["shift_invariance"].str.count("/").eq(3).all(), "one score per layer"
     again = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
     assert len(pd.read_csv(out)) == 2 and again["val_ppl"].tolist() == table["val_ppl"].tolist()
+    # Stopped after training but before the row was written: summarised from the stored run, not retrained.
+    out.unlink()
+    (tmp_path / "runs" / "mlm-gmlp-lr0.002" / "metrics.json").unlink()
+    import gmlp_core.train
+
+    monkeypatch.setattr(gmlp_core.train, "train", lambda cfg: pytest.fail(f"retrained {cfg.out}"))
+    recovered = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
+    assert recovered["val_ppl"].tolist() == pytest.approx(table["val_ppl"].tolist(), rel=1e-6)
+    assert recovered["cloze_top5"].tolist() == table["cloze_top5"].tolist()
+
+
+@pytest.mark.slow
+def test_lr_sweep_of_a_transformer_has_no_w_columns(tmp_path: Path) -> None:
+    table = run_lr_sweep(["mlm-transformer"], [1e-3], tmp_path / "lr.csv", tmp_path / "runs", steps=2)
+    assert table["val_ppl"].gt(1).all() and table["arch"].eq("transformer").all()
+    assert "shift_invariance" not in table or table["shift_invariance"].isna().all()

@@ -23,7 +23,7 @@ directions), so a 30-layer ImageNet gMLP at n = 196 answers in seconds, not minu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +33,7 @@ from gmlp_core.analysis.attention import model_inputs
 from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.stats import flops_per_token
 
-__all__ = ["InfluencePlan", "influence_plan", "token_influence"]
+__all__ = ["InfluencePlan", "influence_plan", "layer_influence", "token_influence"]
 
 EXACT_LIMIT = 1024  # L * d_model up to which "auto" computes the exact norms (the tiny presets: 16 x 32)
 DEFAULT_PROBES = 16
@@ -51,10 +51,12 @@ class InfluencePlan:
     note: str  # how the map was computed, for a caption ("" when every row got the default treatment)
 
 
-def influence_plan(config: ModelConfig, budget_gflop: float = BUDGET_GFLOP) -> InfluencePlan:
-    """Rows and probes that keep ``token_influence`` within ``budget_gflop`` (one VJP costs ~2 forward passes)."""
+def influence_plan(config: ModelConfig, budget_gflop: float = BUDGET_GFLOP, blocks: int | None = None) -> InfluencePlan:
+    """Rows and probes that keep ``token_influence`` within ``budget_gflop`` (one VJP costs ~2 forward passes);
+    ``blocks``: the work of that many blocks instead of the whole stack (``layer_influence``: 1)."""
     n = config.seq_len
-    vjp_gflop = 2 * flops_per_token(config, include_head=False) * n / 1e9
+    share = 1.0 if blocks is None else min(blocks, config.n_layers) / config.n_layers
+    vjp_gflop = 2 * flops_per_token(config, include_head=False) * n * share / 1e9
     affordable = int(budget_gflop / max(vjp_gflop, 1e-12))
     if affordable >= n * DEFAULT_PROBES or n * config.d_model <= EXACT_LIMIT:
         return InfluencePlan(None, None, "")
@@ -131,17 +133,61 @@ def token_influence(
         raise ValueError(f"token_influence takes one input (batch of 1), got a batch of {batch}")
     with torch.no_grad():
         embeds = model.trunk(**inputs, output_hidden_states=True).hidden_states[0]
-    _, length, dim = embeds.shape
+    return _jacobian_norms(lambda x: _hidden(model, x), embeds, rows, n_probes, exact, seed, chunk_size)
+
+
+def layer_influence(
+    model: nn.Module,
+    layer: int,
+    input_ids: Tensor | None = None,
+    pixel_values: Tensor | None = None,
+    *,
+    rows: Sequence[int] | None = None,
+    n_probes: int | None = None,
+    exact: bool | None = None,
+    seed: int = 0,
+    chunk_size: int = 64,
+) -> Tensor:
+    """Token influence restricted to one block: ``||d u_i / d x_j||_F`` with ``x`` the block's input on this
+    input (``hidden_states[layer]``) and ``u = block(x) - x`` its update (the residual, an identity on the
+    diagonal, left out). For a gMLP this is the per-input mixing of the spatial gating unit,
+    ``Z1_i * (sum_j W_ij LN(Z2)_j + b_i)`` differentiated: zero wherever ``W_ij`` is; for a Transformer, of
+    its attention (and the FFN after it). Same modes and arguments as ``token_influence``."""
+    inputs = model_inputs(model, input_ids, pixel_values)
+    batch = next(iter(inputs.values())).shape[0]
+    if batch != 1:
+        raise ValueError(f"layer_influence takes one input (batch of 1), got a batch of {batch}")
+    n_layers = len(model.blocks)
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be in 0..{n_layers - 1}, got {layer}")
+    with torch.no_grad():
+        x = model.trunk(**inputs, output_hidden_states=True).hidden_states[layer]
+    block = model.blocks[layer]
+    return _jacobian_norms(lambda h: block(h, None, False, False)[0] - h, x, rows, n_probes, exact, seed, chunk_size)
+
+
+def _jacobian_norms(
+    fn: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    rows: Sequence[int] | None,
+    n_probes: int | None,
+    exact: bool | None,
+    seed: int,
+    chunk_size: int,
+) -> Tensor:
+    """``||d fn(x)_i / d x_j||_F`` at ``x0`` ``(1, L, d)`` for the output rows ``rows`` (others NaN), float32 on the
+    CPU: exact (one VJP per output coordinate) or a Hutchinson estimate with Gaussian probes (see the module)."""
+    _, length, dim = x0.shape
     rows = list(range(length)) if rows is None else sorted({int(i) for i in rows})
     if not rows or rows[0] < 0 or rows[-1] >= length:
         raise ValueError(f"rows must be positions in 0..{length - 1}, got {rows}")
     if exact is None:
         exact = n_probes is None and length * dim <= EXACT_LIMIT
-    probes = _probe_chunks(rows, length, dim, None if exact else (n_probes or 16), seed, chunk_size, embeds.device)
-    influence2 = torch.zeros(length, length, dtype=torch.float32, device=embeds.device)
+    probes = _probe_chunks(rows, length, dim, None if exact else (n_probes or 16), seed, chunk_size, x0.device)
+    influence2 = torch.zeros(length, length, dtype=torch.float32, device=x0.device)
     with torch.enable_grad():
-        x = embeds.detach().clone().requires_grad_(True)  # (1, L, d)
-        h = _hidden(model, x)  # (1, L, d)
+        x = x0.detach().clone().requires_grad_(True)  # (1, L, d)
+        h = fn(x)  # (1, L, d)
         for v, owner in probes:
             (grads,) = torch.autograd.grad(h, x, v[:, None].to(h.dtype), retain_graph=True, is_grads_batched=True)
             sq = grads[:, 0].float().pow(2).sum(-1)  # (P, L): ||v^T J_(i, j)||^2 for each input position j

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,15 +37,18 @@ def mixing_report(
     input_ids: Tensor | None = None,
     pixel_values: Tensor | None = None,
     budget_gflop: float = BUDGET_GFLOP,
+    rows: Sequence[int] | None = None,
 ) -> MixingReport:
     """Attention, W, gates and token influence of ``model`` on one input (token ids ``(L,)`` or one image).
 
-    The influence map costs backward passes: within ``budget_gflop`` (see ``influence.influence_plan``)."""
+    The influence map costs backward passes: within ``budget_gflop`` (see ``influence.influence_plan``), and
+    only for the output positions ``rows`` when given (e.g. a padded sentence's real tokens; others are NaN)."""
     inputs = model_inputs(model, input_ids, pixel_values)
     cfg = model.config
     attentions = [a[0].float().cpu().numpy() for a in attention_maps(model, **inputs)] if cfg.arch != "gmlp" else []
     gates = [g[0].float().cpu().numpy() for g in gate_maps(model, **inputs)] if cfg.has_spatial_weights else []
     weights = [w.float().cpu().numpy() for w in model.spatial_weights()] if cfg.has_spatial_weights else []
     plan = influence_plan(cfg, budget_gflop)
-    influence = token_influence(model, **inputs, rows=plan.rows, n_probes=plan.n_probes).float().cpu().numpy()
+    wanted = plan.rows if rows is None else [r for r in (plan.rows or rows) if r in set(rows)] or list(rows)
+    influence = token_influence(model, **inputs, rows=wanted, n_probes=plan.n_probes).float().cpu().numpy()
     return MixingReport(attentions, weights, gates, influence, plan.note)
