@@ -129,8 +129,9 @@ STEPS: tuple[Step, ...] = (
     Step(
         "W versus attention",
         "w_vs_attention",
-        "Press **Compute the maps**. W is the same for every sentence and the gate changes with it; the "
-        "Transformer's attention changes completely. Do the token-influence maps at the bottom differ as much?",
+        "W is the same for every sentence and the gate changes with it; the Transformer's attention changes "
+        "completely. Hover a cell: its row lights up on every map. Do the token-influence maps at the bottom "
+        "differ as much?",
         TEXT_MODELS,
         {"wva-task": "mlm", "wva-text": SENTENCE},
     ),

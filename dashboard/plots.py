@@ -207,7 +207,7 @@ def panel(
     char = 0.62 * font
     left = int(30 + char * longest_y + 10)
     bottom = int(30 + (char * longest_x if col_tokens is not None else font + 4) + 10)
-    right, top = 95, 40 + 22 * title.count("<br>")
+    right = 85
     width = left + side_x + right
     title = _wrap(title, width - 20) if "<br>" not in title else title
     top = 40 + 22 * title.count("<br>")

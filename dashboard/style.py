@@ -30,7 +30,7 @@ _LAYOUT = go.Layout(
 
 _CSS = """
 <style>
-  .block-container {padding-top: 2.2rem; max-width: 1500px;}
+  .block-container {padding-top: 2.2rem; max-width: 1700px;}
   [data-testid="stMetricValue"] {font-size: 1.7rem;}
   [data-testid="stCaptionContainer"] {font-size: 0.95rem;}
 </style>

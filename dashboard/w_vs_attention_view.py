@@ -15,7 +15,7 @@ from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label, escape_markdown, model_labels, show_badges
-from gmlp_core.analysis.influence import influence_plan, layer_influence
+from gmlp_core.analysis.influence import influence_gflop, influence_plan, layer_influence
 from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
 
@@ -75,6 +75,17 @@ def prepare_image(lens: Lens, chosen: dict[str, str], image: ImageInput) -> list
         pixels = image.pixels_for(cfg).numpy()
         out.append(Prepared(name, arch, None, cfg.seq_len, pixels=pixels))
     return out
+
+
+# Maps whose token influence costs at most this much backward-pass work (about a second on a 2-core CPU: every
+# demo-zoo model) are computed as soon as the input is there; bigger models (an imported ImageNet gMLP) wait for
+# the button, so a slider move never starts ten seconds of work by surprise.
+AUTO_GFLOP = 200.0
+
+
+def quick(lens: Lens, prepared: list[Prepared]) -> bool:
+    """Whether every model's maps for this input are cheap enough to compute without asking."""
+    return all(influence_gflop(lens.load(p.name).config, p.n_show) <= AUTO_GFLOP for p in prepared)
 
 
 def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingReport]:
@@ -183,8 +194,8 @@ EFFECTIVE_CAPTION = (
     "**Effective mixing**: this layer's token influence on this input, ||d u_i / d x_j|| for the block's update u "
     "(its output minus the residual) and its input x: how much position i's update depends on position j. For "
     "gMLP it is nonzero only where W is, and the gate makes it input-dependent; for the Transformer it is the "
-    "attention layer's mixing, so the three rows compare like with like. The diagonal holds each position's own "
-    "(non-mixing) path."
+    "attention layer's mixing, so the three rows compare like with like. Colours go up to the largest "
+    "off-diagonal value, so the diagonal (each position's own, non-mixing path) saturates; hover for its value."
 )
 
 
@@ -192,7 +203,14 @@ def _effective(lens: Lens, p: Prepared, layer: int, large: bool) -> go.Figure:
     """The per-input mixing panel of ``p`` at ``layer`` (``layer_mixing``), titled with how it was computed."""
     m, note = layer_mixing(lens.checkpoint(p.name), layer, p.n_show, p.ids, p.pixels)
     title = "effective mixing (this input)" + (" (estimated)" if note else "")
-    return plots.matrix(_crop(m, p.n_show), p.labels, title=title, value="influence", diverging=False, large=large)
+    m = _crop(m, p.n_show)
+    off = m.copy()
+    np.fill_diagonal(off, np.nan)
+    top = float(np.nanmax(off)) if np.isfinite(off).any() else None
+    # coloured up to the largest off-diagonal entry: the mixing shows, the diagonal (own path) saturates
+    return plots.matrix(
+        m, p.labels, title=title, value="influence", diverging=False, large=large, zmax=top if top else None
+    )
 
 
 def influence_table(prepared: list[Prepared], results: dict[str, MixingReport]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from dashboard.w_vs_attention_view import (
     pick_models,
     prepare_image,
     prepare_text,
+    quick,
     show_model,
 )
 
@@ -42,10 +43,14 @@ else:
     prepared = prepare_image(lens, chosen, image)
 
 request = tuple((p.name, p.ids, None if p.pixels is None else p.pixels.tobytes()) for p in prepared)
-if st.button("Compute the maps", type="primary", key="wva-compute"):
+# the demo models answer in about a second: no button to press (big ones wait for it)
+if quick(lens, prepared) or st.button("Compute the maps", type="primary", key="wva-compute"):
     st.session_state["wva-request"] = request
 if st.session_state.get("wva-request") != request:
-    st.info("Press **Compute the maps** to run the three models on this input (token influence takes a moment).")
+    st.info(
+        "Press **Compute the maps** to run these models on this input: their token influence takes several "
+        "seconds (large models)."
+    )
     st.stop()
 
 with widgets.guard("W versus attention"):

@@ -86,8 +86,7 @@ def test_live_inference_classifies_a_photo_with_imagenet_names(small: LensModel)
 
 
 def test_w_versus_attention_and_attributions_run_at_n_196(small: LensModel) -> None:
-    at = start("w_vs_attention", {"models": "gmlp-small"})
-    at.button(key="wva-compute").click().run()
+    at = start("w_vs_attention", {"models": "gmlp-small"})  # within the work drawn at once: no button
     assert not at.error and "Token influence" in texts(at)
     influence = [f for f in figures(at) if any("influence" in (t.hovertemplate or "") for t in f.data)][0]
     assert array(influence.data[0].z).shape == (196, 196)

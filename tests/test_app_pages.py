@@ -266,11 +266,9 @@ def test_spatial_page_without_gmlp_models_explains_why(app_root: Path) -> None:
 # W versus attention
 
 
-def test_w_vs_attention_computes_on_demand_and_follows_the_input(app_root: Path) -> None:
+def test_w_vs_attention_draws_the_demo_models_at_once_and_follows_the_input(app_root: Path) -> None:
     at = start("w_vs_attention", query={"models": "mlm-gmlp,mlm-amlp,mlm-transformer"})
-    assert "Press **Compute the maps**" in texts(at)
-    assert not figures(at)  # nothing heavy before the button
-    at.button(key="wva-compute").click().run()
+    assert "Press **Compute the maps**" not in texts(at) and not at.button  # cheap maps: no button to press
     titles = " ".join(figure_titles(at))
     assert "W (static)" in titles and "gate" in titles
     attention = [f for f in figures(at) if any((tr.hovertemplate or "").count("attention") for tr in f.data)]
@@ -301,15 +299,27 @@ def test_w_vs_attention_computes_on_demand_and_follows_the_input(app_root: Path)
     assert not np.allclose(heads, array(figures(at)[0].data[0].z))
 
     at.text_input(key="wva-text").set_value("a class defines methods and attributes .").run()
-    assert "Press **Compute the maps**" in texts(at)  # a new input needs a new computation
-    at.button(key="wva-compute").click().run()
     after = array(figures(at)[-1].data[0].z)
     assert before.shape != after.shape or not np.allclose(before, after)
 
 
+def test_w_vs_attention_waits_for_the_button_when_the_maps_are_expensive(
+    app_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dashboard.w_vs_attention_view as view
+
+    monkeypatch.setattr(view, "AUTO_GFLOP", 0.0)  # as for an imported ImageNet gMLP
+    at = start("w_vs_attention", query={"models": "mlm-gmlp,mlm-transformer"})
+    assert "Press **Compute the maps**" in texts(at)
+    assert not figures(at)  # nothing heavy before the button
+    at.button(key="wva-compute").click().run()
+    assert "Token influence" in texts(at) and figures(at)
+    at.text_input(key="wva-text").set_value("a class defines methods and attributes .").run()
+    assert "Press **Compute the maps**" in texts(at)  # a new input needs a new computation
+
+
 def test_w_vs_attention_on_images(app_root: Path) -> None:
     at = start("w_vs_attention", query={"models": "vision-gmlp,vision-amlp,vision-transformer"})
-    at.button(key="wva-compute").click().run()
     assert "Token influence" in texts(at)
     assert len(figures(at)) >= 4
 

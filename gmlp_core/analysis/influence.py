@@ -33,7 +33,7 @@ from gmlp_core.analysis.attention import model_inputs
 from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.stats import flops_per_token
 
-__all__ = ["InfluencePlan", "influence_plan", "layer_influence", "token_influence"]
+__all__ = ["InfluencePlan", "influence_gflop", "influence_plan", "layer_influence", "token_influence"]
 
 EXACT_LIMIT = 1024  # L * d_model up to which "auto" computes the exact norms (the tiny presets: 16 x 32)
 DEFAULT_PROBES = 16
@@ -76,6 +76,18 @@ def influence_plan(config: ModelConfig, budget_gflop: float = BUDGET_GFLOP, bloc
         "of work: the other rows are left blank"
     )
     return InfluencePlan(rows, MIN_PROBES, note)
+
+
+def influence_gflop(config: ModelConfig, n_rows: int | None = None, budget_gflop: float = BUDGET_GFLOP) -> float:
+    """The backward-pass work (GFLOP) of the token-influence map that ``influence_plan`` and the automatic
+    exact/estimate choice of ``token_influence`` give for ``n_rows`` output rows (all when None): how a page
+    decides whether a map is quick enough to compute without asking."""
+    n = config.seq_len
+    vjp_gflop = 2 * flops_per_token(config, include_head=False) * n / 1e9
+    plan = influence_plan(config, budget_gflop)
+    rows = len(plan.rows) if plan.rows is not None else (n if n_rows is None else min(n_rows, n))
+    per_row = plan.n_probes or (config.d_model if n * config.d_model <= EXACT_LIMIT else DEFAULT_PROBES)
+    return vjp_gflop * rows * per_row
 
 
 def _hidden(model: nn.Module, embeds: Tensor) -> Tensor:
