@@ -19,22 +19,12 @@ from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label
 
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-MAX_TICKS = 32  # beyond this many positions, label every k-th tick
 
 
 def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
     if tokens is None:
         return [str(i) for i in range(n)]
     return [f"{i}: {t}" for i, t in enumerate(list(tokens)[:n])] + [str(i) for i in range(len(tokens), n)]
-
-
-def _ticks(n: int, tokens: Sequence[str] | None, max_ticks: int = MAX_TICKS) -> dict:
-    if tokens is None:  # bare positions: a few round numbers are enough
-        max_ticks = min(max_ticks, 16)
-    step = max(1, math.ceil(n / max_ticks))
-    vals = list(range(0, n, step))
-    text = [str(tokens[i]) if tokens is not None and i < len(tokens) else str(i) for i in vals]
-    return dict(tickmode="array", tickvals=vals, ticktext=text)
 
 
 def _symmetric(z: np.ndarray) -> float:

@@ -120,6 +120,15 @@ def _probe_chunks(
         yield v.to(device), owner.to(device)
 
 
+def _one_input(model: nn.Module, input_ids: Tensor | None, pixel_values: Tensor | None, who: str) -> dict[str, Tensor]:
+    """The model's inputs for one example, refusing a batch: the maps are of one input."""
+    inputs = model_inputs(model, input_ids, pixel_values)
+    batch = next(iter(inputs.values())).shape[0]
+    if batch != 1:
+        raise ValueError(f"{who} takes one input (batch of 1), got a batch of {batch}")
+    return inputs
+
+
 def token_influence(
     model: nn.Module,
     input_ids: Tensor | None = None,
@@ -139,10 +148,7 @@ def token_influence(
     rows are NaN. The model is not modified: gradients are taken with respect to a detached copy of
     the embeddings only.
     """
-    inputs = model_inputs(model, input_ids, pixel_values)
-    batch = next(iter(inputs.values())).shape[0]
-    if batch != 1:
-        raise ValueError(f"token_influence takes one input (batch of 1), got a batch of {batch}")
+    inputs = _one_input(model, input_ids, pixel_values, "token_influence")
     with torch.no_grad():
         embeds = model.trunk(**inputs, output_hidden_states=True).hidden_states[0]
     return _jacobian_norms(lambda x: _hidden(model, x), embeds, rows, n_probes, exact, seed, chunk_size)
@@ -165,10 +171,7 @@ def layer_influence(
     diagonal, left out). For a gMLP this is the per-input mixing of the spatial gating unit,
     ``Z1_i * (sum_j W_ij LN(Z2)_j + b_i)`` differentiated: zero wherever ``W_ij`` is; for a Transformer, of
     its attention (and the FFN after it). Same modes and arguments as ``token_influence``."""
-    inputs = model_inputs(model, input_ids, pixel_values)
-    batch = next(iter(inputs.values())).shape[0]
-    if batch != 1:
-        raise ValueError(f"layer_influence takes one input (batch of 1), got a batch of {batch}")
+    inputs = _one_input(model, input_ids, pixel_values, "layer_influence")
     n_layers = len(model.blocks)
     if not 0 <= layer < n_layers:
         raise ValueError(f"layer must be in 0..{n_layers - 1}, got {layer}")
