@@ -2,23 +2,120 @@
 
 Builders take plain arrays and tables (computed by ``gmlp_core``) and return figures; pages show them
 with ``widgets.chart``. Matrices use numeric axes with token tick labels, so repeated tokens stay apart.
+
+Building a plotly figure is most of a rerun's server time (plotly validates every property it is given:
+~20 ms for one heatmap), and a rerun usually draws the same figures again. So every public builder is
+``@memo``: the same arguments (arrays and tables compared by content) give back the same finished figure,
+built once per process with the house template already applied. Those figures are shared between sessions:
+callers pass them to ``widgets.chart``/``chart_row`` and never change them.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label
+from dashboard.lecture_bar import is_on
+from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label, template
 
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+
+F = TypeVar("F", bound=Callable[..., Any])
+MEMO_SIZE = 512  # finished figures kept per process (a 64 x 64 heatmap is ~150 kB)
+_MEMO: OrderedDict[Hashable, Any] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+TEMPLATED = "_lens_large"  # attribute set on a figure that has the house template (value: lecture mode or not)
+
+
+class _Unhashable(TypeError):
+    pass
+
+
+def fingerprint(value: Any) -> Hashable:
+    """A key for ``value`` that changes when any of its content does: arrays and tables by a digest of their
+    bytes (every element, never a sample), sequences and dicts element by element, numbers with their type.
+    Raises ``TypeError`` for anything else (the call is then not cached)."""
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        if data.dtype == object:
+            return ("object-array", data.shape, fingerprint(data.ravel().tolist()))
+        return ("array", data.shape, data.dtype.str, hashlib.blake2b(data.tobytes(), digest_size=20).digest())
+    if isinstance(value, pd.DataFrame | pd.Series):
+        index = fingerprint(value.index.to_numpy()) if not isinstance(value.index, pd.RangeIndex) else repr(value.index)
+        columns = tuple(value.columns) if isinstance(value, pd.DataFrame) else value.name
+        dtypes = tuple(map(str, value.dtypes)) if isinstance(value, pd.DataFrame) else str(value.dtype)
+        cells = pd.util.hash_pandas_object(value, index=False).to_numpy() if len(value) else np.zeros(0, np.uint64)
+        return (type(value).__name__, columns, dtypes, index, fingerprint(cells))
+    if value is None or isinstance(value, str | bytes | bool):
+        return (type(value).__name__, value)
+    if isinstance(value, int | float | np.generic):
+        return (type(value).__name__, repr(value))  # repr: 1 and 1.0 and True stay apart, NaN equals NaN
+    if isinstance(value, list | tuple | range):
+        return (type(value).__name__, tuple(fingerprint(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((fingerprint(k), fingerprint(v)) for k, v in value.items()))
+    if callable(value) and "<" not in getattr(value, "__qualname__", "<"):  # a named function, not a lambda
+        return ("callable", value.__module__, value.__qualname__)
+    raise _Unhashable(f"cannot fingerprint a {type(value).__name__}")
+
+
+def lecturing() -> bool:
+    """Lecture mode of the session drawing the figure (False outside a script run: tests, warm-up threads)."""
+    return get_script_run_ctx(suppress_warning=True) is not None and is_on()
+
+
+def finish(fig: go.Figure, large: bool) -> go.Figure:
+    """Give ``fig`` the house template (lecture mode's larger fonts when ``large``), once."""
+    if getattr(fig, TEMPLATED, None) is not large:
+        fig.update_layout(template=template(large=large))
+        setattr(fig, TEMPLATED, large)
+    return fig
+
+
+def memo(builder: F) -> F:
+    """Cache ``builder``'s finished figures (or lists of figures) per process, keyed by its arguments' content and
+    by lecture mode (the template's font sizes). Lists come back as new lists, so a caller may append to them."""
+
+    @functools.wraps(builder)
+    def cached(*args: Any, **kwargs: Any) -> Any:
+        large = lecturing()
+        try:
+            key = (builder.__qualname__, large, fingerprint(args), fingerprint(kwargs))
+        except _Unhashable:
+            return _finished(builder(*args, **kwargs), large)
+        with _MEMO_LOCK:
+            hit = _MEMO.get(key)
+            if hit is not None:
+                _MEMO.move_to_end(key)
+        if hit is None:
+            hit = _finished(builder(*args, **kwargs), large)
+            with _MEMO_LOCK:
+                _MEMO[key] = hit
+                while len(_MEMO) > MEMO_SIZE:
+                    _MEMO.popitem(last=False)
+        return list(hit) if isinstance(hit, list) else hit
+
+    cached.uncached = builder  # type: ignore[attr-defined]
+    return cached  # type: ignore[return-value]
+
+
+def _finished(result: Any, large: bool) -> Any:
+    if isinstance(result, list):
+        return [finish(f, large) for f in result]
+    return finish(result, large)
 
 
 def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
@@ -147,6 +244,7 @@ def _wrap(title: str, width_px: int, char_px: float = 8.5) -> str:
     return "<br>".join([*lines, line])
 
 
+@memo
 def panel(
     z: np.ndarray,
     row_tokens: Sequence[str] | None = None,
@@ -234,6 +332,7 @@ def _max(z: np.ndarray) -> float:
     return m if m > 0 else 1.0
 
 
+@memo
 def matrix(
     z: np.ndarray,
     tokens: Sequence[str] | None = None,
@@ -252,6 +351,7 @@ def matrix(
     )
 
 
+@memo
 def matrices(
     panels: Sequence[np.ndarray],
     titles: Sequence[str],
@@ -276,6 +376,7 @@ def matrices(
     ]
 
 
+@memo
 def row_profiles(
     profiles: np.ndarray, position: int, tokens: Sequence[str] | None = None, *, title: str = "", cols: int = 4
 ) -> go.Figure:
@@ -309,6 +410,7 @@ def row_profiles(
     return fig
 
 
+@memo
 def layer_lines(
     df: pd.DataFrame,
     x: str,
@@ -368,6 +470,7 @@ def tile_images(images: Sequence[np.ndarray], cols: int, gap: int = 1, title_gap
     return canvas, origins
 
 
+@memo
 def image_grid(
     images: Sequence[np.ndarray],
     titles: Sequence[str],
@@ -424,6 +527,7 @@ def image_grid(
     return fig
 
 
+@memo
 def digit(image: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
     """One grayscale image (values in [0, 1]) with pixel values on hover."""
     fig = go.Figure(
@@ -442,6 +546,7 @@ def digit(image: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
     return fig
 
 
+@memo
 def probabilities(
     df: pd.DataFrame, label: str, prob: str = "probability", *, title: str = "", color: str | None = None
 ) -> go.Figure:
@@ -465,6 +570,7 @@ def probabilities(
     return fig
 
 
+@memo
 def token_scores(
     tokens: Sequence[str], scores: np.ndarray, *, title: str = "", value: str = "attribution"
 ) -> go.Figure:
@@ -523,6 +629,7 @@ def log_ticks(values: np.ndarray) -> dict:
     return dict(tickmode="array", tickvals=vals, ticktext=[tick_label(t) for t in vals]) if len(vals) >= 2 else {}
 
 
+@memo
 def curves(
     df: pd.DataFrame,
     x: str,
@@ -572,6 +679,7 @@ def curves(
     return fig
 
 
+@memo
 def scaling(
     df: pd.DataFrame,
     fits: pd.DataFrame,
@@ -622,6 +730,7 @@ def _flag(verified: pd.Series) -> str:
     return "" if bool(verified.all()) else " (unverified)"
 
 
+@memo
 def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> go.Figure:
     """The paper's MLM models at their own scale, on the same kind of axis as our runs.
 
@@ -695,6 +804,7 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
     return fig
 
 
+@memo
 def slopes(fits: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Fitted exponents alpha with +/- 1 standard error bars, one marker per (architecture, fit).
 
@@ -719,6 +829,7 @@ def slopes(fits: pd.DataFrame, *, title: str = "") -> go.Figure:
     return fig
 
 
+@memo
 def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure:
     """The gating ablation as bars: our validation perplexity per variant (left, with the unigram baseline
     on the same targets when known) and the paper's (right, on its own axis: another scale)."""
@@ -778,6 +889,7 @@ def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure
     return fig
 
 
+@memo
 def gate(
     values: np.ndarray,
     tokens: Sequence[str] | None = None,
@@ -807,6 +919,7 @@ def _metric_title(metric: str) -> str:
     return "validation perplexity" if metric == "val_ppl" else "validation accuracy"
 
 
+@memo
 def knockouts(df: pd.DataFrame) -> go.Figure:
     """Bars: the held-out metric after knocking out each unit alone, with the unedited model as a line."""
     metric = str(df["metric"].iloc[0])
@@ -827,6 +940,7 @@ def knockouts(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@memo
 def band_sweep(df: pd.DataFrame) -> go.Figure:
     """One line per layer: the held-out metric with that layer's W cut to a band of width k."""
     metric = str(df["metric"].iloc[0])
@@ -857,6 +971,7 @@ def band_sweep(df: pd.DataFrame) -> go.Figure:
 MAX_FRAME_SIDE = 128  # cells per side of an animated heatmap: 41 frames of 128 x 128 float32 are ~2.7 MB
 
 
+@memo
 def snapshot_animation(
     weights: Sequence[np.ndarray],
     steps: Sequence[int],

@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.lecture_bar import is_on as lecturing
-from dashboard.style import escape_markdown, template
+from dashboard.plots import finish
+from dashboard.style import escape_markdown
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.data.images import BadImage
 from gmlp_core.inference import BadInput
@@ -52,8 +53,7 @@ def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, hei
 
 def chart(fig: go.Figure, key: str | None = None) -> None:
     """An interactive plotly figure in the house template (hover shows tokens, positions and values)."""
-    fig.update_layout(template=template(large=lecturing()))
-    st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
+    st.plotly_chart(finish(fig, lecturing()), theme=None, key=key, config=PLOTLY_CONFIG)
 
 
 def chart_row(figs: Sequence[go.Figure], key: str) -> None:
@@ -61,7 +61,7 @@ def chart_row(figs: Sequence[go.Figure], key: str) -> None:
     narrow (a projector at 1024 px): panels keep a readable size instead of shrinking to thumbnails."""
     with st.container(horizontal=True, gap="medium", key=f"row-{key}"):
         for i, fig in enumerate(figs):
-            fig.update_layout(template=template(large=lecturing()))
+            finish(fig, lecturing())
             width = int(fig.layout.width) if fig.layout.width else "stretch"
             st.plotly_chart(fig, theme=None, key=f"{key}-{i}", config=PLOTLY_CONFIG, width=width)
 
