@@ -3,14 +3,17 @@ any photo for an imported ImageNet model, whose classes are shown by name)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import plots, widgets
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput, photo_models
+from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import ARCH_COLORS, arch_label, escape_markdown, show_badges
-from gmlp_core.inference import FillMaskResult, classify_image, fill_mask
+from gmlp_core.inference import ClassifyResult, FillMaskResult, classify_image, fill_mask
 
 EXAMPLES = [
     "The [MASK] statement is used to leave a loop early.",
@@ -63,6 +66,20 @@ def top_line(group: pd.DataFrame) -> str:
     return ", ".join(f"{t} ({p:.1%})" for t, p in zip(ranked["token"], ranked["probability"], strict=True))
 
 
+@per_checkpoint(max_entries=512, show_spinner=False)
+def predict_masks(checkpoint: Checkpoint, text: str, top_k: int) -> FillMaskResult:
+    """``fill_mask`` of ``checkpoint`` on ``text`` (cached per text: a rerun, or another student typing the same
+    sentence, gets the same table at once; the latency shown is the one measured when it was computed)."""
+    loaded = load(checkpoint)
+    return fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
+
+
+@per_checkpoint(max_entries=512, show_spinner=False)
+def predict_class(checkpoint: Checkpoint, pixels: np.ndarray) -> ClassifyResult:
+    """``classify_image`` of ``checkpoint`` on ``pixels`` (cached per image, like ``predict_masks``)."""
+    return classify_image(load(checkpoint).model, torch.from_numpy(pixels))
+
+
 def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.DataFrame:
     """One column per MLM model with its top-k per [MASK] and latency; returns every prediction as a table."""
     text = widgets.text_window(text)
@@ -70,7 +87,7 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
     for col, name in zip(widgets.columns_for(len(names)), names, strict=False):
         with col, widgets.guard(name):
             loaded = lens.load(name)
-            result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=top_k)
+            result = predict_masks(lens.checkpoint(name), text, top_k)
             st.subheader(escape_markdown(name))
             show_badges(loaded.config)
             if loaded.config.causal:
@@ -129,7 +146,7 @@ def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataF
         with col, widgets.guard(name):
             loaded = lens.load(name)
             pixels = image.pixels_for(loaded.config)
-            result = classify_image(loaded.model, pixels)
+            result = predict_class(lens.checkpoint(name), np.ascontiguousarray(pixels.numpy()))
             st.subheader(escape_markdown(name))
             show_badges(loaded.config)
             verdict = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,22 @@ class Loaded:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+
+def torch_threads() -> int:
+    """Give the calling thread's torch ``GMLP_LENS_TORCH_THREADS`` intra-op threads (default 1), and return it.
+
+    Streamlit runs every script run, and the warm-up, on a thread of its own, and there torch's default (one
+    OpenMP thread per core) was slower than one: token influence of the demo aMLP took 1.7-2.1 s on a non-main
+    thread with 2 threads and 0.55-0.9 s with 1, on this 2-core CPU (on the main thread 0.37-0.76 s with 2).
+    Sessions also run side by side, so one thread each keeps the cores from being oversubscribed."""
+    try:
+        n = max(1, int(os.environ.get("GMLP_LENS_TORCH_THREADS", "1")))
+    except ValueError:
+        n = 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def device_name() -> str:

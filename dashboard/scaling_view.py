@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +109,15 @@ def unigram_baseline(lens: Lens, checkpoints: list[str]) -> float | None:
 def paper_models() -> pd.DataFrame:
     """The paper's MLM models on our axes (``gmlp_core.scaling.paper_points``; sizes counted once)."""
     return paper_points()
+
+
+def warm_jobs() -> list[tuple[str, Callable[[], object]]]:
+    """The Scaling page's slow first steps, for the warm-up: the paper's models (each preset's parameters counted
+    on the meta device, ~1 s for them all) and the fitting code (SciPy's optimiser, imported on first use)."""
+    return [
+        ("Scaling: the paper's models", paper_models),
+        ("Scaling: the fitting code", functools.partial(importlib.import_module, "scipy.optimize")),
+    ]
 
 
 def paper_slopes(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:

@@ -4,8 +4,9 @@ only this part of the page)."""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import streamlit as st
 import torch
 
 from dashboard import loaders, plots, widgets
+from dashboard.context import Lens
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.training_view import METRIC_LABELS
 from gmlp_core.analysis import spatial as sp
@@ -85,6 +87,28 @@ def by_construction(config: ModelConfig) -> str:
 def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
     """W, its Toeplitz decomposition and per-layer scores of ``checkpoint``, on the config's grid."""
     return sp.spatial_report(load(checkpoint).model)
+
+
+def default_model(lens: Lens) -> str | None:
+    """The page's default model: the first picked model that has a W (not a Transformer, not identity gating)."""
+    rows = lens.rows()
+    if rows.empty:
+        return None
+    rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")]
+    return rows["name"].iloc[0] if len(rows) else None
+
+
+def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
+    """The default view's work (W's analysis and the training snapshots of the default model), for the warm-up."""
+    name = default_model(lens)
+    if name is None:
+        return []
+    checkpoint = lens.checkpoint(name)
+    return [
+        (f"Spatial weights: {name}", functools.partial(spatial, checkpoint)),
+        (f"training snapshots: {name}", functools.partial(loaders.snapshots, checkpoint)),
+        (f"training log: {name}", functools.partial(loaders.metrics_log, checkpoint)),
+    ]
 
 
 def profile_matrix(profiles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,13 @@ from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import arch_label, escape_markdown, model_labels, show_badges
-from gmlp_core.analysis.influence import influence_gflop, influence_plan, layer_influence
+from gmlp_core.analysis.influence import (
+    estimate_error,
+    influence_gflop,
+    influence_plan,
+    layer_influence,
+    token_influence,
+)
 from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
 
@@ -35,14 +43,25 @@ class Prepared:
     pixels: np.ndarray | None = None
 
 
+def candidates(lens: Lens, task: str, arch: str) -> list[str]:
+    """The picked models of ``arch`` for ``task`` that mix tokens (a gMLP with identity gating has nothing to
+    compare); the first is the page's default."""
+    rows = lens.rows(task)
+    return rows.loc[(rows["arch"] == arch) & (rows["gating"] != "identity"), "name"].tolist() if len(rows) else []
+
+
+def default_models(lens: Lens, task: str = "mlm") -> dict[str, str]:
+    """What ``pick_models`` picks before anyone touches it: the first candidate of each architecture."""
+    return {arch: names[0] for arch in ARCH_ORDER if (names := candidates(lens, task, arch))}
+
+
 def pick_models(lens: Lens, task: str) -> dict[str, str]:
     """One picked model per architecture for ``task`` (a selectbox when several are picked)."""
     rows = lens.rows(task)
     chosen = {}
     cols = st.columns(len(ARCH_ORDER))
     for col, arch in zip(cols, ARCH_ORDER, strict=True):
-        # a gMLP without a gate (identity gating) mixes no tokens: nothing to compare
-        names = rows.loc[(rows["arch"] == arch) & (rows["gating"] != "identity"), "name"].tolist() if len(rows) else []
+        names = candidates(lens, task, arch)
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
             continue
@@ -89,7 +108,89 @@ def quick(lens: Lens, prepared: list[Prepared]) -> bool:
 
 
 def compute(lens: Lens, prepared: list[Prepared]) -> dict[str, MixingReport]:
-    return {p.name: mixing(lens.checkpoint(p.name), p.n_show, p.ids, p.pixels) for p in prepared}
+    """Every model's maps for this input, with a progress bar while they are computed (cached per input: a
+    rerun finds them at once)."""
+    bar = st.progress(0.0, text="Computing the maps...")
+    out = {}
+    for i, p in enumerate(prepared):
+        bar.progress(i / len(prepared), text=f"Computing the maps: {p.name} ({i + 1} of {len(prepared)})")
+        out[p.name] = mixing(lens.checkpoint(p.name), p.n_show, p.ids, p.pixels)
+    bar.empty()
+    return out
+
+
+@per_checkpoint(max_entries=64, show_spinner="Computing the exact token influence...")
+def exact_influence(
+    checkpoint: Checkpoint, n_show: int, ids: tuple[int, ...] | None = None, pixels: np.ndarray | None = None
+) -> np.ndarray:
+    """The exact token-influence map (every row of every Jacobian block, float32) for the ``n_show`` positions
+    shown: the reference an estimate is measured against (seconds per demo model)."""
+    model = load(checkpoint).model
+    m = token_influence(
+        model,
+        None if ids is None else torch.tensor(ids),
+        None if pixels is None else torch.from_numpy(pixels),
+        rows=range(n_show),
+        exact=True,
+    )
+    return m.numpy()
+
+
+# The last measured error of each checkpoint's estimated influence, and on which input: filled whenever an exact
+# map is computed (the start-up warm-up does it for the default sentence), read by every session's caption.
+MEASURED: dict[tuple, tuple[dict[str, float], str]] = {}
+
+
+def measure(lens: Lens, p: Prepared, report: MixingReport, where: str) -> dict[str, float]:
+    """The estimate's error against the exact map on this input (computing the exact map, cached), remembered
+    for the captions as measured on ``where``."""
+    checkpoint = lens.checkpoint(p.name)
+    exact = exact_influence(checkpoint, p.n_show, p.ids, p.pixels)
+    error = estimate_error(
+        torch.from_numpy(_crop(report.influence, p.n_show)), torch.from_numpy(exact[: p.n_show, : p.n_show])
+    )
+    MEASURED[(checkpoint.name, checkpoint.path, checkpoint.signature)] = (error, where)
+    return error
+
+
+def influence_caption(lens: Lens, p: Prepared, report: MixingReport) -> str:
+    """How this model's token influence was computed, and how far the estimate is from the exact map."""
+    if report.influence_method == "exact":
+        return "exact"
+    checkpoint = lens.checkpoint(p.name)
+    measured = MEASURED.get((checkpoint.name, checkpoint.path, checkpoint.signature))
+    text = report.influence_method
+    if measured is None:
+        return text + "; its error is not measured yet (**Exact maps** computes it)"
+    error, where = measured
+    return (
+        f"{text}; against the exact map on {where}: {error['relative_error']:.1%} relative error (Frobenius), "
+        f"the largest entry off by {error['max_error']:.1%} of the map's maximum"
+    )
+
+
+def _measure_default(lens: Lens, p: Prepared) -> None:
+    report = mixing(lens.checkpoint(p.name), p.n_show, p.ids, p.pixels)
+    if report.influence_method != "exact":
+        measure(lens, p, report, "the default sentence")
+
+
+def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
+    """The default view's work (the default sentence through each default model: maps, layer 0's effective
+    mixing, and the estimate's error against the exact map), for the start-up warm-up."""
+    chosen = default_models(lens, "mlm")
+    if not chosen:
+        return []
+    jobs: list[tuple[str, Callable[[], object]]] = []
+    for p in prepare_text(lens, chosen, DEFAULT_TEXT):
+        checkpoint = lens.checkpoint(p.name)
+        jobs.append((f"W versus attention: {p.name}", functools.partial(mixing, checkpoint, p.n_show, p.ids, p.pixels)))
+        jobs.append(
+            (f"effective mixing: {p.name}", functools.partial(layer_mixing, checkpoint, 0, p.n_show, p.ids, p.pixels))
+        )
+    for p in prepare_text(lens, chosen, DEFAULT_TEXT):
+        jobs.append((f"influence error: {p.name}", functools.partial(_measure_default, lens, p)))
+    return jobs
 
 
 @per_checkpoint(max_entries=64, show_spinner="Computing attention, gates and token influence...")

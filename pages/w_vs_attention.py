@@ -8,7 +8,10 @@ from dashboard.style import escape_markdown
 from dashboard.w_vs_attention_view import (
     DEFAULT_TEXT,
     compute,
+    exact_influence,
+    influence_caption,
     influence_table,
+    measure,
     pick_models,
     prepare_image,
     prepare_text,
@@ -68,11 +71,24 @@ with widgets.guard("W versus attention"):
         "Jacobian of the final hidden state i with respect to the embedding j). Computed the same way for every model."
     )
     panels = list(prepared)
+    estimated = [p for p in panels if results[p.name].influence_method != "exact"]
+    redo = {p.name for p in estimated}
+    exact = bool(estimated) and st.toggle(
+        "Exact maps",
+        key="wva-exact",
+        help="Compute every row of every Jacobian block instead of the random-probe estimate (seconds per model), "
+        "and measure the estimate's error on this input.",
+    )
+    maps = {p.name: results[p.name].influence[: p.n_show, : p.n_show] for p in panels}
+    if exact:
+        for p in estimated:
+            measure(lens, p, results[p.name], "this input")
+            maps[p.name] = exact_influence(lens.checkpoint(p.name), p.n_show, p.ids, p.pixels)
     figs = [
         plots.matrix(
-            results[p.name].influence[: p.n_show, : p.n_show],
+            maps[p.name],
             p.labels if task == "mlm" else None,
-            title=p.name,
+            title=p.name + (" (exact)" if exact and p.name in redo else ""),
             value="influence",
             diverging=False,
             large=widgets.lecturing(),
@@ -81,7 +97,8 @@ with widgets.guard("W versus attention"):
     ]
     widgets.chart_row(figs, key="wva-influence")
     for p in panels:
-        if results[p.name].influence_note:
-            st.caption(f"{escape_markdown(p.name)}: {results[p.name].influence_note}.")
+        how = "exact (computed on request)" if exact and p.name in redo else influence_caption(lens, p, results[p.name])
+        note = f"; {results[p.name].influence_note}" if results[p.name].influence_note else ""
+        st.caption(f"{escape_markdown(p.name)}: {how}{note}.")
     with st.expander("Token influence as a table"):
         widgets.table(influence_table(prepared, results), "token-influence")

@@ -25,6 +25,10 @@ from gmlp_core.zoo import MAIN_COMPARISON, zoo_entry
 REPO = Path(__file__).resolve().parent.parent
 ZOO_ROOT = REPO / "checkpoints"
 
+# The dashboard's start-up warm-up (dashboard/warmup.py) would run in the background of every test that starts
+# the app (and of the servers the browser tests start); tests/test_warmup.py turns it on where it is tested.
+os.environ.setdefault("GMLP_LENS_WARMUP", "0")
+
 # ------------------------------------------------------------------------------------------------
 # Dashboard fixtures
 

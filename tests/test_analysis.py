@@ -416,3 +416,22 @@ def test_image_attributions(name: str) -> None:
         attr.explain_image(model, x, 10)
     with pytest.raises(ValueError, match="shape"):
         attr.explain_image(model, torch.rand(2, 1, 8, 8), 1)
+
+
+def test_estimate_error_measures_only_the_computed_entries() -> None:
+    from gmlp_core.analysis.influence import estimate_error, influence_method, influence_precision
+
+    exact = torch.tensor([[2.0, 1.0, float("nan")], [0.0, 4.0, float("nan")], [1.0, 1.0, float("nan")]])
+    assert estimate_error(exact, exact) == {"relative_error": 0.0, "max_error": 0.0}
+    off = exact.clone()
+    off[1, 1] = 3.0  # one entry off by 1; ||exact||_F = sqrt(4 + 1 + 16 + 1 + 1) over the computed entries
+    error = estimate_error(off, exact)
+    assert error["relative_error"] == pytest.approx(1 / 23**0.5) and error["max_error"] == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        estimate_error(exact[:2], exact)
+    assert influence_precision("auto", True, torch.device("cpu")) == "fp32"  # exact maps are always float32
+    assert influence_precision("fp32", False, torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError):
+        influence_precision("fp16", False, torch.device("cpu"))
+    assert influence_method(16, 32) == "exact"  # the tiny presets: L * d within EXACT_LIMIT
+    assert influence_method(64, 128, precision="fp32") == "estimated with 16 random probes per position (fp32)"

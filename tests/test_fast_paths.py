@@ -4,6 +4,8 @@
 - Attention: the fused ``scaled_dot_product_attention`` (default) vs the explicit softmax (``output_attentions``).
 - The Spatial Gating Unit's ``b + W z`` as one ``baddbmm`` vs the plain ``einsum`` + bias.
 - Toeplitz W (2n - 1 weights) vs the dense W it expands to.
+- Attention's explicit path under ``explicit_attention`` (token influence) vs the fused kernel; token influence's
+  bf16 estimate vs the fp32 one.
 - ``torch.compile`` (the benchmark's opt-in training path) vs eager: same loss, logits and gradients, and
   deterministic from run to run.
 """
@@ -58,6 +60,45 @@ def test_fused_attention_equals_explicit_softmax(arch: str, causal: bool) -> Non
         assert fused.attentions is None and explicit.attentions is not None
         for a, b in zip(fused.hidden_states, explicit.hidden_states, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["amlp", "transformer"])
+def test_explicit_attention_block_takes_the_softmax_path_with_the_same_result(arch: str) -> None:
+    """``explicit_attention`` (what token influence runs under) changes the kernel, not the function or the output."""
+    from gmlp_core.models import layers
+
+    torch.manual_seed(2)
+    model = build_model(preset(f"{arch}-tiny-mlm")).eval()
+    ids, _ = _batch(model.config, seed=2)
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+    with torch.no_grad():
+        plain = model(input_ids=ids, output_hidden_states=True)
+        try:
+            layers.F.scaled_dot_product_attention = lambda *a, **k: calls.append(1) or fused(*a, **k)
+            with layers.explicit_attention():
+                explicit = model(input_ids=ids, output_hidden_states=True)
+            assert calls == [] and explicit.attentions is None
+            model(input_ids=ids)  # outside the block: the fused kernel again
+            assert calls
+        finally:
+            layers.F.scaled_dot_product_attention = fused
+    for a, b in zip(plain.hidden_states, explicit.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+def test_token_influence_estimate_in_bf16_matches_fp32(arch: str) -> None:
+    """The estimate's bf16 path (``precision="auto"`` on CPUs with native bf16) is the fp32 estimate to within
+    bf16's rounding: same probes, so the difference is rounding alone."""
+    from gmlp_core.analysis.influence import token_influence
+
+    torch.manual_seed(3)
+    model = build_model(preset(f"{arch}-tiny-mlm")).eval()
+    ids = _batch(model.config, batch=1, seed=3)[0]
+    fp32 = token_influence(model, input_ids=ids, n_probes=8, precision="fp32")
+    bf16 = token_influence(model, input_ids=ids, n_probes=8, precision="bf16")
+    assert ((bf16 - fp32).abs().max() / fp32.max()).item() < 0.02
 
 
 @pytest.mark.parametrize("overrides", [{}, {"causal": True}, {"spatial": "toeplitz"}, {"gating": "multiplicative"}])

@@ -15,6 +15,12 @@ large ``L * d_model`` the default is a Hutchinson estimate: ``E_v ||v^T J_ij||^2
 ``v ~ N(0, I)``, with ``n_probes`` Gaussian probes per output position (seeded, so deterministic). An
 exactly zero block stays exactly zero in both modes.
 
+The estimate runs under bf16 autocast where bf16 is fast (``precision="auto"``: CUDA, or a CPU with AVX-512
+BF16 or AMX): 1.7-2.2x faster for the demo models on one thread of an AVX-512 BF16 CPU, and its rounding (~5e-4
+of the map's maximum for the text models, ~1e-2 for the 8 x 8 vision gMLP) is far below the probes' own sampling
+error. Exact mode is always float32. Attention takes its explicit path here (``explicit_attention``): the
+batched backward has no batching rule for the fused kernel. ``estimate_error`` measures how far an estimate is from the exact map.
+
 A big model cannot afford every row: ``influence_plan`` turns a budget of backward-pass FLOPs into fewer
 probes and, beyond that, a centred lattice of output rows (on an image grid: every k-th patch in both
 directions), so a 30-layer ImageNet gMLP at n = 196 answers in seconds, not minutes.
@@ -30,10 +36,21 @@ import torch
 from torch import Tensor, nn
 
 from gmlp_core.analysis.attention import model_inputs
+from gmlp_core.hardware import autocast, bf16_is_fast
 from gmlp_core.models.config import ModelConfig
+from gmlp_core.models.layers import explicit_attention
 from gmlp_core.models.stats import flops_per_token
 
-__all__ = ["InfluencePlan", "influence_gflop", "influence_plan", "layer_influence", "token_influence"]
+__all__ = [
+    "InfluencePlan",
+    "estimate_error",
+    "influence_gflop",
+    "influence_method",
+    "influence_plan",
+    "influence_precision",
+    "layer_influence",
+    "token_influence",
+]
 
 EXACT_LIMIT = 1024  # L * d_model up to which "auto" computes the exact norms (the tiny presets: 16 x 32)
 DEFAULT_PROBES = 16
@@ -90,6 +107,52 @@ def influence_gflop(config: ModelConfig, n_rows: int | None = None, budget_gflop
     return vjp_gflop * rows * per_row
 
 
+def influence_precision(precision: str, exact: bool, device: torch.device) -> str:
+    """``"fp32"`` or ``"bf16"``: what an influence map computes in (``precision`` ``"auto"``: bf16 for an
+    estimate where bf16 is fast; exact maps are always float32)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision={precision!r}: use auto, fp32 or bf16")
+    if exact:
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return precision
+
+
+def influence_method(
+    length: int,
+    dim: int,
+    n_probes: int | None = None,
+    exact: bool | None = None,
+    precision: str = "auto",
+    device: torch.device | str = "cpu",
+) -> str:
+    """How ``token_influence`` computes a map of ``length`` positions of width ``dim`` with these arguments, in
+    words for a caption: "exact" or "estimated with 16 random probes per position (bf16)"."""
+    if exact is None:
+        exact = n_probes is None and length * dim <= EXACT_LIMIT
+    if exact:
+        return "exact"
+    where = influence_precision(precision, False, torch.device(device))
+    return f"estimated with {n_probes or DEFAULT_PROBES} random probes per position ({where})"
+
+
+def estimate_error(estimate: Tensor, exact: Tensor) -> dict[str, float]:
+    """How far an estimated influence map is from the exact one, over the entries both computed (not NaN):
+    ``relative_error`` ||estimate - exact||_F / ||exact||_F, and ``max_error`` the largest entry's error as a
+    share of the exact map's largest entry."""
+    estimate, exact = torch.as_tensor(estimate, dtype=torch.float64), torch.as_tensor(exact, dtype=torch.float64)
+    if estimate.shape != exact.shape:
+        raise ValueError(f"maps of different shapes: {tuple(estimate.shape)} and {tuple(exact.shape)}")
+    both = ~(estimate.isnan() | exact.isnan())
+    diff, ref = (estimate - exact)[both], exact[both]
+    scale = ref.norm().item()
+    return {
+        "relative_error": diff.norm().item() / scale if scale > 0 else 0.0,
+        "max_error": diff.abs().max().item() / ref.abs().max().item() if scale > 0 else 0.0,
+    }
+
+
 def _hidden(model: nn.Module, embeds: Tensor) -> Tensor:
     return model.trunk(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1]
 
@@ -139,6 +202,7 @@ def token_influence(
     exact: bool | None = None,
     seed: int = 0,
     chunk_size: int = 64,
+    precision: str = "auto",
 ) -> Tensor:
     """The ``(L, L)`` map ``||d h_i / d e_j||_F`` for one input (batch of one), as float32 on the CPU.
 
@@ -146,12 +210,13 @@ def token_influence(
     ``n_probes`` (default 16) Gaussian probes per position. ``rows`` limits the work to those output
     positions i (e.g. the real tokens before padding; cost is proportional to their number); the other
     rows are NaN. The model is not modified: gradients are taken with respect to a detached copy of
-    the embeddings only.
+    the embeddings only. ``precision``: ``"auto"`` (bf16 for an estimate where bf16 is fast), ``"fp32"``, ``"bf16"``;
+    exact mode is always float32.
     """
     inputs = _one_input(model, input_ids, pixel_values, "token_influence")
     with torch.no_grad():
         embeds = model.trunk(**inputs, output_hidden_states=True).hidden_states[0]
-    return _jacobian_norms(lambda x: _hidden(model, x), embeds, rows, n_probes, exact, seed, chunk_size)
+    return _jacobian_norms(lambda x: _hidden(model, x), embeds, rows, n_probes, exact, seed, chunk_size, precision)
 
 
 def layer_influence(
@@ -165,6 +230,7 @@ def layer_influence(
     exact: bool | None = None,
     seed: int = 0,
     chunk_size: int = 64,
+    precision: str = "auto",
 ) -> Tensor:
     """Token influence restricted to one block: ``||d u_i / d x_j||_F`` with ``x`` the block's input on this
     input (``hidden_states[layer]``) and ``u = block(x) - x`` its update (the residual, an identity on the
@@ -178,7 +244,9 @@ def layer_influence(
     with torch.no_grad():
         x = model.trunk(**inputs, output_hidden_states=True).hidden_states[layer]
     block = model.blocks[layer]
-    return _jacobian_norms(lambda h: block(h, None, False, False)[0] - h, x, rows, n_probes, exact, seed, chunk_size)
+    return _jacobian_norms(
+        lambda h: block(h, None, False, False)[0] - h, x, rows, n_probes, exact, seed, chunk_size, precision
+    )
 
 
 def _jacobian_norms(
@@ -189,6 +257,7 @@ def _jacobian_norms(
     exact: bool | None,
     seed: int,
     chunk_size: int,
+    precision: str = "fp32",
 ) -> Tensor:
     """``||d fn(x)_i / d x_j||_F`` at ``x0`` ``(1, L, d)`` for the output rows ``rows`` (others NaN), float32 on the
     CPU: exact (one VJP per output coordinate) or a Hutchinson estimate with Gaussian probes (see the module)."""
@@ -198,9 +267,12 @@ def _jacobian_norms(
         raise ValueError(f"rows must be positions in 0..{length - 1}, got {rows}")
     if exact is None:
         exact = n_probes is None and length * dim <= EXACT_LIMIT
-    probes = _probe_chunks(rows, length, dim, None if exact else (n_probes or 16), seed, chunk_size, x0.device)
+    probes = _probe_chunks(
+        rows, length, dim, None if exact else (n_probes or DEFAULT_PROBES), seed, chunk_size, x0.device
+    )
     influence2 = torch.zeros(length, length, dtype=torch.float32, device=x0.device)
-    with torch.enable_grad():
+    where = influence_precision(precision, exact, x0.device)
+    with torch.enable_grad(), autocast(where, x0.device), explicit_attention():
         x = x0.detach().clone().requires_grad_(True)  # (1, L, d)
         h = fn(x)  # (1, L, d)
         for v, owner in probes:

@@ -16,7 +16,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from gmlp_core.analysis.attention import attention_maps, gate_maps, model_inputs
-from gmlp_core.analysis.influence import BUDGET_GFLOP, influence_plan, token_influence
+from gmlp_core.analysis.influence import BUDGET_GFLOP, influence_method, influence_plan, token_influence
 
 __all__ = ["MixingReport", "mixing_report"]
 
@@ -30,6 +30,7 @@ class MixingReport:
     gates: list[np.ndarray]  # per layer (L, gate_dim); empty without spatial weights
     influence: np.ndarray  # (L, L): how much output i moves when input j moves (NaN rows: not computed)
     influence_note: str = ""  # how a big model's influence was cut to the budget ("" when computed whole)
+    influence_method: str = "exact"  # "exact", or how it was estimated (influence.influence_method)
 
 
 def mixing_report(
@@ -51,4 +52,6 @@ def mixing_report(
     plan = influence_plan(cfg, budget_gflop)
     wanted = plan.rows if rows is None else [r for r in (plan.rows or rows) if r in set(rows)] or list(rows)
     influence = token_influence(model, **inputs, rows=wanted, n_probes=plan.n_probes).float().cpu().numpy()
-    return MixingReport(attentions, weights, gates, influence, plan.note)
+    length = next(iter(inputs.values())).shape[1] if input_ids is not None else cfg.seq_len
+    method = influence_method(length, cfg.d_model, plan.n_probes, device=next(model.parameters()).device)
+    return MixingReport(attentions, weights, gates, influence, plan.note, method)

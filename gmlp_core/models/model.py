@@ -44,11 +44,23 @@ class ModelOutput:
     last_hidden_state: Tensor | None = None
 
 
+def _on_meta() -> bool:
+    """Whether modules are being built on the meta device (``with torch.device("meta")``): shapes only."""
+    return torch.empty(0).is_meta
+
+
+def _embedding(n: int, d: int) -> nn.Embedding:
+    # On the meta device there is nothing to initialise, and nn.Embedding's own normal_ there costs ~0.9 s the
+    # first time in a process (torch loads its Python decompositions): the dashboard's first page paid it.
+    # Elsewhere the ordinary constructor, so random streams (and seeded trainings) stay what they were.
+    return nn.Embedding(n, d, _weight=torch.empty(n, d)) if _on_meta() else nn.Embedding(n, d)
+
+
 class TokenEmbedding(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.token = nn.Embedding(config.vocab_size, config.d_model)
-        self.position = nn.Embedding(config.seq_len, config.d_model) if config.arch == "transformer" else None
+        self.token = _embedding(config.vocab_size, config.d_model)
+        self.position = _embedding(config.seq_len, config.d_model) if config.arch == "transformer" else None
 
     def forward(self, input_ids: Tensor) -> Tensor:
         x = self.token(input_ids)  # (B, L, d_model)
@@ -102,6 +114,8 @@ class LensModel(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
+        if next(self.parameters()).is_meta:  # shapes only (parameter counts, expected checkpoint tensors)
+            return
         std = self.config.initializer_range
         for module in self.modules():
             init_linear(module, std)
