@@ -17,8 +17,9 @@ if str(REPO) not in sys.path:  # `streamlit run` puts dashboard/ on the path, no
 
 import streamlit as st  # noqa: E402
 
-from dashboard import context, lecture_bar, loaders, registry, style, warmup  # noqa: E402
+from dashboard import context, lecture_bar, loaders, registry, runlog, style, warmup  # noqa: E402
 
+run = runlog.start()  # GMLP_LENS_RUN_LOG=FILE: one line per run (load tests)
 loaders.torch_threads()  # this run's thread (Streamlit runs each on a thread of its own)
 
 st.set_page_config(
@@ -44,3 +45,4 @@ try:
 finally:  # once the first page is drawn (even one that stopped early), start the default views' work
     if warmup.enabled():
         warmup.start(lens)
+    runlog.finish(run, current.url_path or "overview")

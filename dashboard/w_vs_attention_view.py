@@ -176,8 +176,8 @@ def _measure_default(lens: Lens, p: Prepared) -> None:
 
 
 def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
-    """The default view's work (the default sentence through each default model: maps, layer 0's effective
-    mixing, and the estimate's error against the exact map), for the start-up warm-up."""
+    """The default view's work (the default sentence through each default model: maps and layer 0's effective
+    mixing), for the start-up warm-up."""
     chosen = default_models(lens, "mlm")
     if not chosen:
         return []
@@ -188,9 +188,15 @@ def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
         jobs.append(
             (f"effective mixing: {p.name}", functools.partial(layer_mixing, checkpoint, 0, p.n_show, p.ids, p.pixels))
         )
-    for p in prepare_text(lens, chosen, DEFAULT_TEXT):
-        jobs.append((f"influence error: {p.name}", functools.partial(_measure_default, lens, p)))
     return jobs
+
+
+def error_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
+    """The influence estimate's error against the exact map on the default sentence, per default model (the
+    caption under the maps shows it), for the warm-up."""
+    chosen = default_models(lens, "mlm")
+    prepared = prepare_text(lens, chosen, DEFAULT_TEXT) if chosen else []
+    return [(f"influence error: {p.name}", functools.partial(_measure_default, lens, p)) for p in prepared]
 
 
 @per_checkpoint(max_entries=64, show_spinner="Computing attention, gates and token influence...")

@@ -10,6 +10,7 @@ while it runs, and refreshes itself until it is done.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -26,6 +27,7 @@ from dashboard.context import Lens
 log = logging.getLogger(__name__)
 
 THREAD_NAME = "gmlp-lens-warmup"
+NICE = 10  # the warm-up thread's scheduling priority (niceness), below the sessions' own threads
 Job = tuple[str, Callable[[], object]]
 
 
@@ -67,6 +69,7 @@ def jobs(lens: Lens) -> list[Job]:
     out += spatial_view.warm_jobs(lens)
     out += w_vs_attention_view.warm_jobs(lens)
     out += scaling_view.warm_jobs()
+    out += w_vs_attention_view.error_jobs(lens)  # the exact maps: the slowest, and no page waits for them
     return out
 
 
@@ -91,6 +94,9 @@ def start(lens: Lens) -> Status:
 
 def _run(lens: Lens, status: Status) -> None:
     loaders.torch_threads()
+    # Linux schedules threads one by one: a visitor's own requests go first, the warm-up takes what is left.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
     try:
         todo = jobs(lens)
     except Exception:
