@@ -76,7 +76,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40, help="fill-mask calls per model")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of influence and attribution")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (the dashboard gives each session 1: dashboard/loaders)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.calls, args.repeats = 8, 1
     logging.basicConfig(level=logging.WARNING)
@@ -100,7 +104,11 @@ def main() -> None:
         ids = torch.tensor([enc.input_ids])
         if model.config.arch == "transformer":  # the app feeds the Transformer its real tokens only
             ids = ids[:, : enc.n_real]
-        infl = time_calls(lambda model=model, ids=ids: token_influence(model, input_ids=ids), args.repeats)
+        # as W versus attention asks for it: the real tokens' rows only
+        rows = range(enc.n_real)
+        infl = time_calls(
+            lambda model=model, ids=ids, rows=rows: token_influence(model, input_ids=ids, rows=rows), args.repeats
+        )
         full = torch.tensor([enc.input_ids])
         attr = time_calls(
             lambda model=model, full=full, pos=enc.mask_positions[0]: explain_mlm(model, full, pos, 10, n_steps=32),
