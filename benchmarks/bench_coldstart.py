@@ -22,21 +22,25 @@ Variants alternate round by round: the start-up warm-up on (the default) with th
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-from bench_pages import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, render_seconds  # noqa: E402
-from common import machine, median, print_header  # noqa: E402
+from bench_pages import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IDLE,
+    launch_server,
+    render_seconds,
+    stop_server,
+    wait_healthy,
+)
+from common import cpu_seconds, machine, median, print_header  # noqa: E402
 
 from dashboard.registry import PAGES  # noqa: E402
 
@@ -44,44 +48,6 @@ NEW_SENTENCE = "a list comprehension builds a new list from the items of another
 # GMLP_LENS_WARMUP, and whether the page visits wait for the server to go quiet (the warm-up done): "ready" is a
 # lecturer who starts the app a minute before class, "warm" one who clicks through at once.
 VARIANTS = {"warm": ("1", False), "ready": ("1", True), "cold": ("0", False)}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(root: Path, warmup: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py")]
-    cmd += ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
-    cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", "--", "--root", str(root)]
-    env = {**os.environ, "GMLP_LENS_WARMUP": warmup}
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("streamlit did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def settle(page, timeout_s: float = 120.0) -> float:  # noqa: ANN001 - playwright Page
@@ -121,7 +87,7 @@ def one_round(browser, root: Path, variant: str, reruns: int) -> dict[str, float
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     t0 = time.perf_counter()
     warmup, wait = VARIANTS[variant]
-    proc, url = start_server(root, warmup, log)
+    proc, url = launch_server(root, log, {"GMLP_LENS_WARMUP": warmup})
     out: dict[str, float] = {}
     try:
         wait_healthy(proc, url, log)

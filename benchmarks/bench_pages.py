@@ -48,26 +48,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def launch_server(root: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run dashboard/app.py`` on ``root`` in its own process group (``env`` added to ours);
+    returns at once with the process and its URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py")]
     cmd += ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", "--", "--root", str(root)]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120.0) -> None:
+    """Poll the server's health endpoint until it answers (the server stopped and an error if it never does)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    return proc, url
+                    return
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.05)
     stop_server(proc)
-    raise TimeoutError("streamlit did not start in 120 s")
+    raise TimeoutError(f"streamlit did not start in {timeout:.0f} s")
+
+
+def start_server(root: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``launch_server`` and wait until it is healthy."""
+    proc, url = launch_server(root, log, env)
+    wait_healthy(proc, url, log)
+    return proc, url
 
 
 def stop_server(proc: subprocess.Popen) -> None:

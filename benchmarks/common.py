@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -76,6 +77,12 @@ def time_calls(
         sync(device)
         out.append(time.perf_counter() - start)
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
 
 
 def median(xs: list[float]) -> float:

@@ -3,12 +3,14 @@ an 8x8 grid.
 
 Whatever the source, the result is converted per model with ``gmlp_core.data.images.to_pixel_values``: the
 digits convention (white strokes on black, values in [0, 1]), or the preprocessing an imported ImageNet model
-records (resize, centre crop, normalise).
+records (resize, centre crop, normalise). A model trained on digits on a canvas (``digits-canvas``) sees the
+8x8 digit pasted on its black canvas at the position the user picks (the centre by default).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,6 +21,7 @@ from PIL import Image
 from dashboard import loaders
 from dashboard.context import Lens
 from dashboard.style import escape_markdown
+from gmlp_core.data.canvas import canvas_positions, digit_on_canvas, is_canvas_model
 from gmlp_core.data.images import (
     SAMPLE_PHOTOS,
     BadImage,
@@ -41,9 +44,15 @@ class ImageInput:
     image: Image.Image | np.ndarray
     caption: str
     label: int | None = None
+    position: tuple[int, int] | None = None  # where a canvas model sees the digit (top-left row, column); None: centre
 
     def pixels_for(self, config: ModelConfig) -> torch.Tensor:
-        """``(1, C, H, W)`` pixel values for a vision model with ``config``."""
+        """``(1, C, H, W)`` pixel values for a vision model with ``config``: for a model trained on digits on a
+        canvas, the 8x8 digit pasted on its canvas at ``position``."""
+        if is_canvas_model(config):
+            high = canvas_positions(config.image_size) - 1  # the sliders follow the largest canvas picked
+            position = None if self.position is None else (min(self.position[0], high), min(self.position[1], high))
+            return digit_on_canvas(to_pixel_values(self.image, _DIGIT_CONFIG), config.image_size, position)
         return to_pixel_values(self.image, config)
 
     def view_for(self, config: ModelConfig) -> np.ndarray:
@@ -52,8 +61,33 @@ class ImageInput:
 
     def preview(self) -> np.ndarray:
         """A grayscale (8, 8) array in [0, 1], as the digit models see it."""
-        preview_cfg = ModelConfig(task="vision", image_size=GRID, patch_size=1, in_channels=1, num_classes=10)
-        return to_pixel_values(self.image, preview_cfg)[0, 0].numpy()
+        return to_pixel_values(self.image, _DIGIT_CONFIG)[0, 0].numpy()
+
+
+_DIGIT_CONFIG = ModelConfig(task="vision", image_size=GRID, patch_size=1, in_channels=1, num_classes=10)
+
+
+def canvas_models(lens: Lens, names: list[str]) -> list[str]:
+    """The models among ``names`` trained on digits on a canvas (they take the digit at a position)."""
+    return [n for n in names if is_canvas_model(lens.checkpoint(n).config)]
+
+
+def image_options(lens: Lens, names: list[str]) -> dict[str, Any]:
+    """``pick_image``'s options for the models ``names``: photos first if one classifies photos, and position
+    sliders for the largest canvas among the canvas models."""
+    canvases = [lens.checkpoint(n).config.image_size for n in canvas_models(lens, names)]
+    return {"photos": bool(photo_models(lens, names)), "canvas": max(canvases) if canvases else None}
+
+
+def vision_task(config: ModelConfig) -> str:
+    """What a vision model was trained to classify, in a few words (the page says it under the model's name)."""
+    if is_canvas_model(config):
+        return f"trained on digits anywhere on a {config.image_size} x {config.image_size} canvas"
+    if preprocess_of(config) is not None:
+        return "trained on photos (ImageNet classes)"
+    if config.in_channels == 1 and config.image_size == GRID:
+        return "trained on centred 8 x 8 digits"
+    return f"trained on {config.image_size} x {config.image_size} images"
 
 
 def photo_models(lens: Lens, names: list[str]) -> list[str]:
@@ -61,10 +95,22 @@ def photo_models(lens: Lens, names: list[str]) -> list[str]:
     return [n for n in names if preprocess_of(lens.checkpoint(n).config) is not None]
 
 
-def pick_image(key: str, photos: bool = False) -> ImageInput | None:
+def pick_image(key: str, photos: bool = False, canvas: int | None = None) -> ImageInput | None:
     """Draw the image picker; returns the chosen image, or None (with a message shown) when there is none.
 
-    ``photos``: a picked model classifies photos (ImageNet), so a sample photo is the default source."""
+    ``photos``: a picked model classifies photos (ImageNet), so a sample photo is the default source. ``canvas``:
+    the canvas side of a picked model trained on digits on a canvas: sliders then place the digit on it."""
+    image = _pick_source(key, photos)
+    if image is None or canvas is None:
+        return image
+    high = canvas_positions(canvas) - 1
+    left, right = st.columns(2)
+    row = left.slider(f"Digit's row on the {canvas} x {canvas} canvas", 0, high, high // 2, key=f"{key}-row")
+    col = right.slider("Digit's column", 0, high, high // 2, key=f"{key}-col")
+    return replace(image, position=(row, col))
+
+
+def _pick_source(key: str, photos: bool) -> ImageInput | None:
     default = SOURCES[1] if photos else SOURCES[0]
     source = st.segmented_control("Image", SOURCES, default=default, key=f"{key}-source") or default
     if source == SOURCES[1]:

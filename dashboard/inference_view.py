@@ -10,7 +10,7 @@ import torch
 
 from dashboard import plots, widgets
 from dashboard.context import Lens
-from dashboard.image_input import ImageInput, photo_models
+from dashboard.image_input import ImageInput, canvas_models, photo_models, vision_task
 from dashboard.loaders import Checkpoint, load, per_checkpoint
 from dashboard.style import ARCH_COLORS, arch_label, escape_markdown, show_badges
 from gmlp_core.inference import ClassifyResult, FillMaskResult, classify_image, fill_mask
@@ -125,9 +125,13 @@ def _length_notice(result: FillMaskResult, seq_len: int) -> None:
 
 def show_preview(lens: Lens, names: list[str], image: ImageInput) -> None:
     """What the models see: the 8 x 8 digit, and/or the resized and centre-cropped photo of an ImageNet model."""
-    photos = photo_models(lens, names)
-    if len(photos) < len(names):
+    photos, canvases = photo_models(lens, names), canvas_models(lens, names)
+    if len(photos) + len(canvases) < len(names):
         widgets.chart(plots.digit(image.preview(), "What the digit models see (8 x 8)"), key="infer-preview")
+    if canvases:
+        cfg = lens.checkpoint(canvases[0]).config
+        title = f"What the canvas models see ({cfg.image_size} x {cfg.image_size})"
+        widgets.chart(plots.digit(image.view_for(cfg), title), key="infer-canvas-preview")
     if photos:
         cfg = lens.checkpoint(photos[0]).config
         st.image(
@@ -153,7 +157,7 @@ def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataF
             if image.label is not None and result.names is None:
                 verdict = " ✓" if result.predicted == image.label else f" ✗ (true {image.label})"
             st.metric("Prediction", f"{result.label(result.predicted)}{verdict}", help=f"{result.latency_ms:.1f} ms")
-            st.caption(f"{arch_label(loaded.config.arch)} · {result.latency_ms:.1f} ms")
+            st.caption(f"{arch_label(loaded.config.arch)} · {vision_task(loaded.config)} · {result.latency_ms:.1f} ms")
             top = result.table.head(5)
             if result.names is not None:  # "tiger cat (282)": the name, and the number that tells duplicates apart
                 top = top.assign(label=[f"{result.label(c)} ({c})" for c in top["class"]])

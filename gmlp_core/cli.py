@@ -64,7 +64,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _precision_arg(
         p,
         "auto",
-        "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX)",
+        "training steps' precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX); "
+        "on a GPU, models as small as the demo ones are launch-bound and train faster in fp32",
     )
     p.add_argument("--short-fraction", type=float, default=0.3, help="MLM: share of rows cut short and padded")
     p.add_argument("--val-windows", type=int, default=1024, help="MLM: validation windows scored (at most)")

@@ -54,6 +54,13 @@ def _val_windows(cfg: ModelConfig) -> int:
 BUILT_IN_DATA = {"mlm": BUILT_IN_CORPORA, "vision": ("digits", CANVAS_DIGITS)}
 
 
+def built_in_data(cfg: ModelConfig) -> str:
+    """The built-in data set ``cfg`` records it was trained on, or its task's default built-in set when it records
+    none or data of its own (analyses that need held-out data default to this; they never read a recorded path)."""
+    recorded = cfg.extra.get("data")
+    return recorded if recorded in BUILT_IN_DATA[cfg.task] else BUILT_IN_DATA[cfg.task][0]
+
+
 def _default_data(cfg: ModelConfig, path: str | Path) -> str:
     """The built-in data set for the checkpoint's task. A checkpoint never chooses what is read or downloaded:
     its recorded ``extra.data`` is used only when it names the built-in set; anything else needs ``--data``."""

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import context, widgets
 from dashboard.attributions_view import DEFAULT_TEXT, class_options, explain, image_targets, show, text_targets
-from dashboard.image_input import photo_models, pick_image
+from dashboard.image_input import image_options, pick_image
 from gmlp_core.data.tokenizer import count_masks
 
 lens = context.current()
@@ -39,7 +39,7 @@ if task == "mlm":
     word = right.text_input("Explain this word instead of each model's top guess (optional)", key="attr-word")
     targets = text_targets(lens, names, text, which, word.strip().lower() or None)
 else:
-    image = pick_image("attr", photos=bool(photo_models(lens, names)))
+    image = pick_image("attr", **image_options(lens, names))
     if image is None:
         st.stop()
     classes, show_class = class_options(lens, names)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.image_input import photo_models, pick_image
+from dashboard.image_input import image_options, pick_image
 from dashboard.inference_view import EXAMPLES, classify_panels, fill_mask_panels, quality_note, show_preview
 from gmlp_core.inference import MAX_TOP_K
 
@@ -42,7 +42,7 @@ with image_tab:
     if not vision:
         st.info(widgets.models_hint("vision model"))
     else:
-        image = pick_image("infer", photos=bool(photo_models(lens, vision)))
+        image = pick_image("infer", **image_options(lens, vision))
         if image is not None:
             left, right = st.columns([1, 3])
             with left:

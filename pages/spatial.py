@@ -96,7 +96,8 @@ with st.expander("Every per-layer score, defined"):
 if data.grid is not None:
     grid = data.grid
     st.subheader(f"Layer {layer}: rows of W as {grid} x {grid} filters")
-    st.caption("Each panel is one output pixel's row of W drawn on the image grid: where that pixel gathers from.")
+    unit = "pixel" if checkpoint.config.patch_size == 1 else "patch"
+    st.caption(f"Each panel is one output {unit}'s row of W drawn on the {unit} grid: where that {unit} gathers from.")
     options = stride_options(grid)
     default = 1 if grid <= 4 else filter_stride(grid)
     stride = (
@@ -106,7 +107,7 @@ if data.grid is not None:
     )
     positions = filter_positions(grid, stride)
     filters = rows_as_filters(data.weights[layer], grid)
-    titles = [f"pixel ({p // grid}, {p % grid})" for p in positions]
+    titles = [f"{unit} ({p // grid}, {p % grid})" for p in positions]
     per_side = int(len(positions) ** 0.5)
     widgets.chart(plots.image_grid([filters[p] for p in positions], titles, cols=per_side), key="spatial-filters")
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, linked_hover, plots, widgets
-from dashboard.image_input import photo_models, pick_image
+from dashboard.image_input import image_options, pick_image
 from dashboard.style import escape_markdown
 from dashboard.w_vs_attention_view import (
     DEFAULT_TEXT,
@@ -40,7 +40,7 @@ if task == "mlm":
         st.warning("Type a sentence: there is nothing to mix in empty text.")
         st.stop()
 else:
-    image = pick_image("wva", photos=bool(photo_models(lens, list(chosen.values()))))
+    image = pick_image("wva", **image_options(lens, list(chosen.values())))
     if image is None:
         st.stop()
     prepared = prepare_image(lens, chosen, image)

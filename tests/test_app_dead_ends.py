@@ -88,7 +88,9 @@ def test_the_gating_ablation_is_a_chart_with_the_unigram_baseline(app_root: Path
     assert {t.name for t in chart.data} >= {"ours"}
     lines = [s for s in chart.layout.shapes if s.type == "line"]
     if app_root.name == "checkpoints":  # the zoo's checkpoints logged the unigram baseline on their targets
-        assert len(lines) == 1 and lines[0].y0 == pytest.approx(405.89, abs=0.1)
+        logged = json.loads((app_root / "mlm-gmlp" / "metrics.json").read_text())["unigram_ppl"]
+        assert logged > 100  # a unigram model of a real text, not a placeholder
+        assert len(lines) == 1 and lines[0].y0 == pytest.approx(logged, abs=1e-3)
         assert "unigram baseline" in texts(at)
     else:  # the tiny root's checkpoints logged none: the page says so instead of inventing one
         assert not lines and "No unigram baseline" in texts(at)

@@ -159,6 +159,41 @@ def test_classify_validation_digit_upload_and_drawing(app_root: Path) -> None:
     assert np.allclose(array(preview.data[0].z), zero / zero.max(), atol=0.05)  # and the models see it
 
 
+def test_canvas_models_see_the_digit_where_the_sliders_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model trained on digits on a canvas gets the chosen digit pasted where the sliders say; an 8 x 8 digit
+    model beside it gets the digit itself; each panel says what its model was trained on."""
+    import shutil
+
+    from gmlp_core import build_model, preset, save_checkpoint
+    from gmlp_core.data.canvas import digit_on_canvas
+    from gmlp_core.data.images import load_digits_split
+
+    shutil.copytree(ZOO_ROOT / "vision-gmlp", tmp_path / "vision-gmlp")
+    torch.manual_seed(0)
+    canvas_model = build_model(preset("gmlp-demo-canvas")).eval()
+    save_checkpoint(
+        canvas_model, tmp_path / "canvas-gmlp", metrics={"val_accuracy": 0.5}, extra={"data": "digits-canvas"}
+    )
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(tmp_path))
+    at = start("inference", query={"models": "vision-gmlp,canvas-gmlp"})
+    assert "trained on centred 8 x 8 digits" in texts(at)
+    assert "trained on digits anywhere on a 32 x 32 canvas" in texts(at)
+    x, _ = load_digits_split("validation")
+    at.number_input(key="infer-index").set_value(7).run()
+    at.slider(key="infer-row").set_value(0).run()
+    at.slider(key="infer-col").set_value(24).run()
+    seen = [f for f in figures(at) if "canvas models see" in (f.layout.title.text or "")]
+    assert len(seen) == 1
+    shown = array(seen[0].data[0].z)
+    expected = digit_on_canvas(x[7] / x[7].max(), 32, (0, 24))  # the digits convention: strokes use the full range
+    assert np.allclose(shown, expected[0, 0].numpy(), atol=0.01)  # the image passes through 8-bit grey
+    assert not shown[8:].any() and not shown[:, :24].any(), "nothing outside the digit's 8 x 8 place"
+    with torch.no_grad():  # the panel's prediction is the model's on exactly what is shown
+        want = int(canvas_model(pixel_values=torch.tensor(shown, dtype=torch.float32)[None, None]).logits.argmax())
+    predictions = [m for m in at.metric if m.label == "Prediction"]
+    assert len(predictions) == 2 and str(predictions[1].value).startswith(str(want))
+
+
 # ------------------------------------------------------------------------------------------------
 # Spatial weights
 

@@ -251,3 +251,23 @@ def test_short_fraction_sets_how_many_training_rows_are_padded() -> None:
         ids = torch.cat([data.train_batch(step)["input_ids"] for step in range(4)])
         padded[fraction] = float((ids == PAD_ID).any(dim=1).float().mean())
     assert padded[0.0] == 0.0 and 0.15 < padded[0.3] < 0.45 and padded[1.0] > 0.9
+
+
+def test_a_digit_on_the_canvas_lands_where_asked_and_is_centred_by_default() -> None:
+    from gmlp_core.data.canvas import canvas_positions, digit_on_canvas, is_canvas_model
+    from gmlp_core.models import preset
+
+    digit = torch.rand(8, 8) + 0.1  # no zero pixel: where it landed is exactly where the canvas is non-zero
+    placed = digit_on_canvas(digit, 32, (3, 20))
+    assert placed.shape == (1, 1, 32, 32)
+    rows, cols = placed[0, 0].nonzero(as_tuple=True)
+    assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (3, 10, 20, 27)
+    assert torch.equal(placed[0, 0, 3:11, 20:28], digit)
+    centred = digit_on_canvas(digit, 32)[0, 0].nonzero(as_tuple=True)
+    assert int(centred[0].min()) == int(centred[1].min()) == (canvas_positions(32) - 1) // 2 == 12
+    for off in [(-1, 0), (0, 25)]:
+        with pytest.raises(ValueError, match="off the canvas"):
+            digit_on_canvas(digit, 32, off)
+    cfg = preset("gmlp-demo-canvas")
+    assert not is_canvas_model(cfg), "a model is a canvas model by what it was trained on, not by its shape"
+    assert is_canvas_model(cfg.replace(extra={"data": "digits-canvas"}))

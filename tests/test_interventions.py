@@ -197,6 +197,26 @@ def test_the_held_out_set_has_over_2000_masked_tokens_and_probe_measures_before_
     assert main(["probe", str(folder), "--intervention", "band", "--layers", "x"]) == 2
 
 
+def test_the_held_out_set_defaults_to_the_built_in_data_the_model_was_trained_on() -> None:
+    """A model trained on python-docs (the zoo) or on digits on a canvas is measured on that data's held-out part;
+    a model that records data of its own (a path, a hub name) falls back to the task's default built-in set, and
+    the recorded name is never read."""
+    import dataclasses
+
+    from gmlp_core.data.canvas import VAL_PLACEMENTS
+    from gmlp_core.evaluate import built_in_data
+
+    zoo = load_checkpoint(DEFAULT_ROOT / "mlm-gmlp", device="cpu").config
+    assert built_in_data(zoo) == zoo.extra["data"] == "python-docs"
+    own = dataclasses.replace(zoo, extra={**zoo.extra, "data": "/home/someone/corpus.txt"})
+    assert built_in_data(own) == "embedded"
+    canvas = preset("gmlp-tiny-vision", image_size=16, patch_size=2, in_channels=1, num_classes=10)
+    canvas = dataclasses.replace(canvas, extra={"data": "digits-canvas"})
+    held_out = iv.validation_data(build_model(canvas).eval())
+    assert held_out.examples == 360 * VAL_PLACEMENTS
+    assert held_out.batches[0][0].shape[1:] == (1, 16, 16)
+
+
 def test_vision_probe_and_band_sweep(capsys: pytest.CaptureFixture) -> None:
     folder = DEFAULT_ROOT / "vision-gmlp"
     assert main(["probe", str(folder), "--intervention", "toeplitz", "--layers", "1"]) == 0

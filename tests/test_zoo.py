@@ -32,6 +32,7 @@ from gmlp_core.train import train
 from gmlp_core.zoo import DEFAULT_ROOT, ZOO, ablation_table, entry_config, zoo_entry
 
 ENTRIES = [e.name for e in ZOO]
+ABLATION_ENTRIES_GMLP = ["mlm-gmlp-linear", "mlm-gmlp-additive", "mlm-gmlp-multiplicative", "mlm-gmlp-identity"]
 CPU = torch.backends.cpu.get_cpu_capability()
 EVAL_REL = 5e-6  # stored weights, another kernel set: perplexity / loss agree this closely
 EVAL_DIGITS = 1  # accuracy is a step function: a logit tie within float noise may flip one example
@@ -121,6 +122,38 @@ def test_ablation_table_matches_the_zoo_and_the_committed_csv() -> None:
     committed = pd.read_csv(DEFAULT_ROOT.parent / "results" / "ablation.csv")
     assert list(committed.checkpoint) == list(table.checkpoint)
     assert committed.val_ppl.to_numpy() == pytest.approx(table.val_ppl.to_numpy(), rel=1e-12)
+
+
+def test_mlm_entries_train_at_their_architectures_best_swept_rate_and_equal_budget() -> None:
+    """Fair tuning (#13): every MLM entry trains at the peak rate that won its architecture's learning-rate sweep
+    (results/lr_sweep.csv, at the largest budget swept), and every MLM entry at the same number of steps, so the
+    comparison and the ablation are at equal budget."""
+    from gmlp_core.models import preset
+    from gmlp_core.tuning import best_rates
+
+    sweep = pd.read_csv(DEFAULT_ROOT.parent / "results" / "lr_sweep.csv")
+    best = best_rates(sweep[sweep.steps == sweep.steps.max()]).set_index("entry")["lr"]
+    mlm = [e for e in ZOO if preset(e.preset).task == "mlm"]
+    assert len({e.steps for e in mlm}) == 1, "every MLM entry at the same budget"
+    for name in ("mlm-gmlp", "mlm-amlp", "mlm-transformer"):
+        assert entry_config(zoo_entry(name), DEFAULT_ROOT).lr == pytest.approx(best[name]), name
+    # the ablation variants are gMLPs: they take gMLP's rate
+    for entry in mlm:
+        if preset(entry.preset).arch == "gmlp":
+            assert entry_config(entry, DEFAULT_ROOT).lr == pytest.approx(best["mlm-gmlp"]), entry.name
+
+
+def test_ablation_variants_are_matched_in_size_to_split_gating() -> None:
+    """The unsplit variants gate all of d_ffn; their d_ffn is chosen so that non-embedding parameters are within
+    2% of split gating's (the paper's ablation compares at matched size)."""
+    from gmlp_core.checkpoints import read_config
+    from gmlp_core.models import config_summary
+
+    split = config_summary(read_config(DEFAULT_ROOT / "mlm-gmlp"))["non_embedding_params"]
+    for name in ABLATION_ENTRIES_GMLP:
+        cfg = read_config(DEFAULT_ROOT / name)
+        params = config_summary(cfg)["non_embedding_params"]
+        assert abs(params / split - 1) <= 0.02, f"{name} ({cfg.gating}, d_ffn {cfg.d_ffn}): {params} vs {split}"
 
 
 TIMINGS = {"train_seconds", "elapsed_s", "tokens_per_s"}  # wall-clock figures: the only fields allowed to differ

@@ -197,25 +197,33 @@ class HeldOut:
         return sum(len(labels) for _, labels in self.batches)
 
 
-HELD_OUT_SEEDS = (1234, 4321)  # the validation windows, masked twice: 2,062 masked tokens for the zoo
+HELD_OUT_SEEDS = (1234, 4321)  # the validation windows, masked twice: 2,428 masked tokens for the zoo
 
 
 def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | None = None) -> HeldOut:
-    """The held-out set for ``model``: every validation window of its text (the embedded text by default)
-    masked with two fixed seeds, so that over 2,000 tokens are predicted; or the held-out digits (images)."""
+    """The held-out set for ``model``: every validation window of its text masked with two fixed seeds, so that
+    over 2,000 tokens are predicted; or the held-out digits (images). ``data`` defaults to the built-in data the
+    model records it was trained on (``python-docs`` for the zoo), else the task's default built-in set."""
+    from gmlp_core.evaluate import built_in_data
+
     cfg = model.config
+    spec = data or built_in_data(cfg)
     if cfg.task == "vision":
+        from gmlp_core.data.canvas import CANVAS_DIGITS, canvas_digits_split
         from gmlp_core.data.images import load_image_dataset
 
-        x, y = load_image_dataset(data or "digits", "validation")
+        if spec == CANVAS_DIGITS:
+            x, y = canvas_digits_split("validation", cfg.image_size)
+        else:
+            x, y = load_image_dataset(spec, "validation")
         return HeldOut("vision", [(x[i : i + 256], y[i : i + 256]) for i in range(0, len(x), 256)])
     if tokenizer is None:
         raise ValueError("an MLM model needs its tokenizer to measure perplexity")
     from gmlp_core.data.masking import validation_batches
-    from gmlp_core.data.text import EMBEDDED, load_text_corpus
+    from gmlp_core.data.text import load_text_corpus
     from gmlp_core.train.data import token_stream
 
-    stream = token_stream(tokenizer, load_text_corpus(data or EMBEDDED).validation)
+    stream = token_stream(tokenizer, load_text_corpus(spec).validation)
     vocab = tokenizer.get_vocab_size()
     batches = [b for seed in HELD_OUT_SEEDS for b in validation_batches(stream, cfg.seq_len, vocab, seed=seed)]
     return HeldOut("mlm", batches)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from gmlp_core.data.images import load_digits_split
+from gmlp_core.models.config import ModelConfig
 
 CANVAS_DIGITS = "digits-canvas"
 CANVAS = 16  # the canvas side in pixels (the model's image_size)
@@ -57,3 +58,26 @@ def canvas_digits_split(split: str, canvas: int = CANVAS) -> tuple[torch.Tensor,
     x = x.repeat(VAL_PLACEMENTS, 1, 1, 1)
     rows, cols = random_offsets(len(x), g, canvas)
     return place_on_canvas(x, rows, cols, canvas), y.repeat(VAL_PLACEMENTS)
+
+
+def is_canvas_model(config: ModelConfig) -> bool:
+    """Whether ``config`` is a vision model trained on digits on a canvas (it records ``digits-canvas``)."""
+    return config.task == "vision" and config.extra.get("data") == CANVAS_DIGITS
+
+
+def canvas_positions(canvas: int) -> int:
+    """How many top-left rows (and columns) a digit can take on the canvas: 0 .. canvas - 8."""
+    if canvas < DIGIT:
+        raise ValueError(f"a canvas of {canvas} pixels cannot hold an {DIGIT}x{DIGIT} digit")
+    return canvas - DIGIT + 1
+
+
+def digit_on_canvas(digit: torch.Tensor, canvas: int, position: tuple[int, int] | None = None) -> torch.Tensor:
+    """One 8x8 digit ``(1, 1, 8, 8)`` (or ``(8, 8)``) pasted on a black ``(1, 1, canvas, canvas)`` image with its
+    top-left corner at ``position`` (row, column); ``None`` centres it."""
+    digit = digit.reshape(1, 1, DIGIT, DIGIT)
+    high = canvas_positions(canvas) - 1
+    row, col = (high // 2, high // 2) if position is None else (int(position[0]), int(position[1]))
+    if not (0 <= row <= high and 0 <= col <= high):
+        raise ValueError(f"position ({row}, {col}) is off the canvas: rows and columns go from 0 to {high}")
+    return place_on_canvas(digit, torch.tensor([row]), torch.tensor([col]), canvas)

@@ -137,6 +137,29 @@ def _transformer_demo_vision() -> ModelConfig:
     return ModelConfig(arch="transformer", d_ffn=320, n_layers=2, **_DEMO_VISION)
 
 
+# Digits placed anywhere on a 32 x 32 canvas (``--data digits-canvas``), 4 x 4-pixel patches: the same 8 x 8 grid
+# of tokens, each digit two or three tokens wide, so a filter of a token's neighbours is what recognising it
+# needs (issue #14). Same widths as the 8 x 8 digit models; the patch embedding reads 16 pixels instead of 1.
+_DEMO_CANVAS = dict(_DEMO_VISION, image_size=32, patch_size=4)
+
+
+@register_preset("gmlp-demo-canvas", "demo", "gMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches (n = 64)")
+def _gmlp_demo_canvas() -> ModelConfig:
+    return ModelConfig(arch="gmlp", d_ffn=256, n_layers=4, **_DEMO_CANVAS)
+
+
+@register_preset("amlp-demo-canvas", "demo", "aMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches (n = 64)")
+def _amlp_demo_canvas() -> ModelConfig:
+    return ModelConfig(arch="amlp", d_ffn=216, n_layers=4, **_DEMO_CANVAS)
+
+
+@register_preset(
+    "transformer-demo-canvas", "demo", "ViT-style Transformer on digits anywhere on a 32x32 canvas (n = 64)"
+)
+def _transformer_demo_canvas() -> ModelConfig:
+    return ModelConfig(arch="transformer", d_ffn=320, n_layers=2, **_DEMO_CANVAS)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bench: the training configuration benchmarks/bench_train.py times.
 @register_preset("gmlp-bench", "bench", "benchmark gMLP: d_model 128, 6 layers, n 128, d_ffn 512, vocab 8000")
