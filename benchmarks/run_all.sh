@@ -8,6 +8,7 @@ log="${1:-benchmarks/latest.txt}"
     echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     python benchmarks/bench_train.py --compile
     python benchmarks/bench_precision.py
+    python benchmarks/bench_attention.py
     python benchmarks/bench_inference.py
     python benchmarks/bench_dashboard.py
     if [ -f dashboard/app.py ] && [ -x /usr/bin/chromium ]; then python benchmarks/bench_pages.py; fi

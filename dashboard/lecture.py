@@ -127,6 +127,15 @@ STEPS: tuple[Step, ...] = (
         {"spatial-model": "vision-gmlp", "spatial-layer": 0},
     ),
     Step(
+        "Locality pays when digits move",
+        "spatial",
+        "The same digits pasted anywhere on a 32x32 canvas, 4x4-pixel patches (still an 8x8 grid of tokens). A "
+        "template per position no longer fits, and layer 0's rows of W become small filters around their own "
+        "patch that look alike wherever they sit: the paper's ImageNet picture, learned from 1,437 digits.",
+        ("canvas-gmlp", "canvas-amlp"),
+        {"spatial-model": "canvas-gmlp", "spatial-layer": 0},
+    ),
+    Step(
         "W versus attention",
         "w_vs_attention",
         "W is the same for every sentence and the gate changes with it; the Transformer's attention changes "

@@ -65,12 +65,10 @@ def _default_data(cfg: ModelConfig, path: str | Path) -> str:
     """The built-in data set for the checkpoint's task. A checkpoint never chooses what is read or downloaded:
     its recorded ``extra.data`` is used only when it names the built-in set; anything else needs ``--data``."""
     recorded = cfg.extra.get("data")
-    default = BUILT_IN_DATA[cfg.task][0]
-    if recorded in BUILT_IN_DATA[cfg.task]:
-        return recorded
-    if recorded is not None:
+    if recorded is not None and recorded not in BUILT_IN_DATA[cfg.task]:
         raise ValueError(
             f"{Path(path) / 'config.json'} says it was trained on {str(recorded)[:200]!r}; a checkpoint's own "
-            f"record never makes eval read or download data: pass --data to choose it (or --data {default})"
+            f"record never makes eval read or download data: pass --data to choose it "
+            f"(or --data {BUILT_IN_DATA[cfg.task][0]})"
         )
-    return default
+    return built_in_data(cfg)

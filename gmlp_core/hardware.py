@@ -72,7 +72,7 @@ def autocast(precision: str, device: torch.device) -> torch.autocast:
     """The forward-pass context for a resolved ``precision``: bf16 autocast, or a disabled one for fp32.
 
     Parameters, gradients and optimizer state stay float32 either way; under autocast the matmuls run in
-    bfloat16 and the model keeps its spatial gate ``W z + b`` in float32 (see ``models.gmlp.SpatialWeight``).
+    bfloat16 and the model sums its spatial gate ``W z + b`` in float32 (see ``models.gmlp.SpatialWeight``).
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"resolve {precision!r} first (resolve_precision)")

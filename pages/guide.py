@@ -65,9 +65,9 @@ st.markdown(
    (5.14): token mixing alone is not enough, the *gating* matters. (Every figure of the paper quoted in this app
    is recorded from secondary sources and marked unverified until checked against the paper.)
 
-Our zoo tests these *at demo scale*: small models, minutes of CPU training, 8x8 digits and a small text
-corpus. Some findings show up (a local, shift-invariant W in the first layer; gating beats no gating), some do
-not (see "What to notice"). Absolute numbers are not comparable with the paper's.
+Our zoo tests these *at demo scale*: small models, minutes of CPU training, 8x8 digits (centred, or anywhere on a
+larger canvas) and a small text corpus. Some findings show up (a local, shift-invariant W; gating beats no
+gating), some do not (see "What to notice"). Absolute numbers are not comparable with the paper's.
 """
 )
 
@@ -85,8 +85,8 @@ truncated, and the page says so. For vision, pick a validation digit, upload an 
 **Spatial weights.** The heart of the dashboard: each layer's W as a heatmap (row *i*, column *j*); the
 paper's figure (the middle token's row in every layer); the split of W into a **Toeplitz** part (the average
 along each diagonal: a convolution) and the **residual** (what depends on absolute position); per-layer
-*locality* and *shift-invariance* scores; for vision, rows of W drawn on the 8x8 pixel grid; and a slider over
-training snapshots to watch W form.
+*locality* and *shift-invariance* scores; for vision, rows of W drawn on the 8x8 grid of pixels or patches;
+and a slider over training snapshots to watch W form.
 
 **W versus attention.** One input, three architectures: the Transformer's attention (per layer and head),
 aMLP's tiny attention next to its W, and gMLP's W next to its input-dependent gate. The last panel measures
@@ -121,6 +121,10 @@ st.markdown(
   filters: the rows of W on the 8x8 grid look spread out and its locality sits at the no-preference baseline,
   yet it classifies well. The paper's filters come from ImageNet; a convolution has locality built in, gMLP
   must learn it from data. This is why the paper regularises its vision models heavily.
+- **Locality pays when digits move.** The `canvas-*` models see the same digits pasted anywhere on a 32x32
+  canvas (4x4-pixel patches, again an 8x8 grid of tokens). A template per position no longer fits, and layer 0's
+  rows of W become small filters around their own patch, alike wherever they sit: the paper's picture (Spatial
+  weights, "The paper's figure"). It forms in most training runs, not in all (the README lists them).
 - **Static W, dynamic gate.** In "W versus attention", W is the same for every sentence but the gate changes
   with the input; the Transformer's attention changes completely. Yet the *token influence* maps of all three
   models often look alike: local mixing, with a few long-range links.

@@ -41,6 +41,8 @@ TINY_TEXT = [
 ] * 4
 # The zoo's main comparison, each entry built from the tiny preset of its architecture and task.
 TINY_ZOO = {name: zoo_entry(name).preset.replace("-demo-", "-tiny-") for name in MAIN_COMPARISON}
+# The canvas entries the lecture shows, as tiny models of the same kind: a 32 x 32 canvas, 8 x 8-pixel patches.
+TINY_CANVAS = {"canvas-gmlp": "gmlp-tiny-vision", "canvas-amlp": "amlp-tiny-vision"}
 BROKEN = ("broken-arch", "broken-corrupt", "broken-mismatch", "broken-noconfig", "broken-pickle", "broken-truncated")
 
 
@@ -65,9 +67,11 @@ def build_lens_root(root: Path) -> Path:
     from gmlp_core.train.snapshots import save_spatial_snapshots
 
     tokenizer = train_tokenizer(TINY_TEXT, 160)
-    for i, (name, preset_name) in enumerate(TINY_ZOO.items()):
+    for i, (name, preset_name) in enumerate((TINY_ZOO | TINY_CANVAS).items()):
         torch.manual_seed(i)
         cfg = preset(preset_name)
+        if name in TINY_CANVAS:
+            cfg = cfg.replace(image_size=32, patch_size=8)
         if cfg.task == "mlm":
             cfg = cfg.replace(vocab_size=tokenizer.get_vocab_size())
         model = build_model(cfg)
@@ -86,7 +90,7 @@ def build_lens_root(root: Path) -> Path:
             root / name,
             tokenizer=tokenizer if cfg.task == "mlm" else None,
             metrics=metrics,
-            extra={"data": "tiny-test"},
+            extra={"data": "digits-canvas" if name in TINY_CANVAS else "tiny-test"},
         )
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _metrics_rows(cfg.task, steps, i)))
         if cfg.has_spatial_weights:

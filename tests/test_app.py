@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from app_helpers import array, figure_titles, figures, start, texts
-from conftest import BROKEN, TINY_ZOO
+from conftest import BROKEN, TINY_CANVAS, TINY_ZOO
 
 from dashboard import registry
 from dashboard.catalog import find_checkpoints, inspect_checkpoint, zoo_frame
@@ -117,7 +117,8 @@ def test_selection_buttons_pick_sets_of_models(lens_root: Path, monkeypatch: pyt
     monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
     at = start("overview")
     at.button(key="pick-All vision").click().run()
-    assert sorted(at.sidebar.multiselect[0].value) == sorted(n for n in TINY_ZOO if n.startswith("vision"))
+    vision = [n for n in TINY_ZOO if n.startswith("vision")] + list(TINY_CANVAS)
+    assert sorted(at.sidebar.multiselect[0].value) == sorted(vision)
     picked_column = at.dataframe[0].value.set_index("name")["picked"]
     assert picked_column["vision-gmlp"] and not picked_column["mlm-gmlp"]
 

@@ -170,3 +170,21 @@ def test_save_overwrites_atomically(saved: Path) -> None:
     save_checkpoint(_random_model("gmlp-tiny-mlm", n_layers=1), saved)
     assert (saved / WEIGHTS_NAME).read_bytes() != first
     assert load_checkpoint(saved).config.n_layers == 1
+
+
+def test_eval_reads_only_built_in_data_a_checkpoint_records(tmp_path: Path) -> None:
+    """A checkpoint's recorded data set picks the default only when it names built-in data; a recorded path or
+    hub name is never read: eval asks for --data instead."""
+    from gmlp_core.evaluate import evaluate_checkpoint
+
+    model = _random_model("gmlp-tiny-vision")
+    for recorded, expect in ((None, "digits"), ("digits-canvas", "digits-canvas"), ("/etc/passwd", None)):
+        if recorded is not None:
+            model.config.extra["data"] = recorded
+        out = tmp_path / str(recorded).strip("/").replace("/", "_")
+        save_checkpoint(model, out)
+        if expect is None:
+            with pytest.raises(ValueError, match="pass --data"):
+                evaluate_checkpoint(out, device="cpu")
+        else:
+            assert evaluate_checkpoint(out, device="cpu")["data"].startswith(expect)

@@ -63,11 +63,20 @@ class SpatialWeight(nn.Module):
             )
         # b + W z as one batched GEMM with the bias as its addend: the same math as
         # einsum("m n, b n d -> b m d", W, z) + b, without einsum's permute copies (~2x faster on CPU).
-        # Under bf16 autocast the gate stays in the parameters' float32: b = 1 and W z starts below 5e-4,
-        # and bfloat16's 8-bit mantissa rounds 1 + W z to steps of 0.0039, which erases the young W's signal.
         batch, _, d = z.shape
-        dtype = torch.promote_types(z.dtype, self.weight.dtype)
-        with torch.autocast(z.device.type, enabled=False):
+        device_type = z.device.type
+        low = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        with torch.autocast(device_type, enabled=False):
+            if low is not None and low != torch.float32:
+                # Mixed precision: the product W z runs in the low-precision GEMM (float32 accumulation, like
+                # every other matmul under autocast) and is added to b in float32. The sum is what must stay
+                # float32: b = 1 and W z starts below 5e-4, and bfloat16's 8-bit mantissa rounds 1 + W z to
+                # steps of 0.0039, which would erase the young W's signal; W z on its own keeps bfloat16's
+                # relative precision (2^-9) at any size. This is 27% of a bf16 step at the benchmark size
+                # when the GEMM ran in float32 (README, "Precision").
+                w = self.matrix().to(low).expand(batch, n, n)
+                return torch.bmm(w, z.to(low)) + self.bias[:, None]  # (B, n, d), float32 by promotion
+            dtype = torch.promote_types(z.dtype, self.weight.dtype)
             w = self.matrix().to(dtype).expand(batch, n, n)  # (B, n, n), stride 0 over the batch
             bias = self.bias.to(dtype)[None, :, None].expand(batch, n, d)  # (B, n, d)
             return torch.baddbmm(bias, w, z.to(dtype))  # (B, n, d)

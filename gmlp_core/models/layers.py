@@ -26,6 +26,10 @@ def attention(
     ``key_padding_mask`` is ``(B, L)`` with True/1 for real tokens. When ``need_weights`` is set the
     probabilities are computed explicitly and returned as ``(B, H, L, L)``; otherwise the fused kernel
     runs and the weights are None. Both paths compute the same function.
+
+    bfloat16 on a CPU takes the explicit path too: there torch's fused kernel (flash attention) is 3-5x slower
+    than two small GEMMs and a softmax at the sizes these models use (``benchmarks/bench_attention.py``), and
+    gMLP-family sequences are short (a fixed ``n``), so the ``L x L`` probabilities are small.
     """
     length = q.shape[-2]
     mask = None
@@ -34,14 +38,17 @@ def attention(
     if causal:
         tri = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
         mask = tri if mask is None else mask & tri
-    if not need_weights and not _EXPLICIT.get():
+    fused_is_slow = q.device.type == "cpu" and q.dtype == torch.bfloat16
+    if not need_weights and not fused_is_slow and not _EXPLICIT.get():
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return out, None
-    scores = torch.einsum("b h i d, b h j d -> b h i j", q, k) / math.sqrt(q.shape[-1])
+    # The scores and the softmax in float32 (as the fused kernel computes them), the two products in q's dtype;
+    # in float32 every cast below is a no-op.
+    scores = torch.einsum("b h i d, b h j d -> b h i j", q, k).float() / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     probs = scores.softmax(dim=-1)
-    out = torch.einsum("b h i j, b h j d -> b h i d", probs, v)
+    out = torch.einsum("b h i j, b h j d -> b h i d", probs.to(v.dtype), v)
     return out, probs if need_weights else None
 
 
