@@ -126,12 +126,15 @@ def _length_notice(result: FillMaskResult, seq_len: int) -> None:
 def show_preview(lens: Lens, names: list[str], image: ImageInput) -> None:
     """What the models see: the 8 x 8 digit, and/or the resized and centre-cropped photo of an ImageNet model."""
     photos, canvases = photo_models(lens, names), canvas_models(lens, names)
+    # The titles are text above the charts, not plotly titles: this column is narrow (a quarter of the page) and
+    # text wraps where a plotly title would be cut off at a projector's 1024 px.
     if len(photos) + len(canvases) < len(names):
-        widgets.chart(plots.digit(image.preview(), "What the digit models see (8 x 8)"), key="infer-preview")
+        st.markdown("**What the digit models see** (8 x 8)")
+        widgets.chart(plots.digit(image.preview(), height=200), key="infer-preview")
     if canvases:
         cfg = lens.checkpoint(canvases[0]).config
-        title = f"What the canvas models see ({cfg.image_size} x {cfg.image_size})"
-        widgets.chart(plots.digit(image.view_for(cfg), title), key="infer-canvas-preview")
+        st.markdown(f"**What the canvas models see** ({cfg.image_size} x {cfg.image_size})")
+        widgets.chart(plots.digit(image.view_for(cfg), height=200), key="infer-canvas-preview")
     if photos:
         cfg = lens.checkpoint(photos[0]).config
         st.image(

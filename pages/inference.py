@@ -10,10 +10,12 @@ from gmlp_core.inference import MAX_TOP_K
 lens = context.current()
 st.title("Live inference")
 
-text_tab, image_tab = st.tabs(["Fill the mask (language)", "Classify an image (vision)"])
+TEXT_TAB, IMAGE_TAB = "Fill the mask (language)", "Classify an image (vision)"
+mlm, vision = lens.names("mlm"), lens.names("vision")
+# Open on the tab that has models to show (only vision models picked: the image tab).
+text_tab, image_tab = st.tabs([TEXT_TAB, IMAGE_TAB], default=IMAGE_TAB if vision and not mlm else TEXT_TAB)
 
 with text_tab:
-    mlm = lens.names("mlm")
     if not mlm:
         st.info(widgets.models_hint("MLM model"))
     else:
@@ -38,7 +40,6 @@ with text_tab:
                 widgets.table(predictions, "fill-mask-predictions")
 
 with image_tab:
-    vision = lens.names("vision")
     if not vision:
         st.info(widgets.models_hint("vision model"))
     else:

@@ -182,7 +182,10 @@ def test_canvas_models_see_the_digit_where_the_sliders_put_it(tmp_path: Path, mo
     at.number_input(key="infer-index").set_value(7).run()
     at.slider(key="infer-row").set_value(0).run()
     at.slider(key="infer-col").set_value(24).run()
-    seen = [f for f in figures(at) if "canvas models see" in (f.layout.title.text or "")]
+    assert "**What the canvas models see** (32 x 32)" in texts(at) and "**What the digit models see** (8 x 8)" in texts(
+        at
+    )
+    seen = [f for f in figures(at) if f.data and f.data[0].type == "heatmap" and array(f.data[0].z).shape == (32, 32)]
     assert len(seen) == 1
     shown = array(seen[0].data[0].z)
     expected = digit_on_canvas(x[7] / x[7].max(), 32, (0, 24))  # the digits convention: strokes use the full range

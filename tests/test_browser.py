@@ -144,7 +144,9 @@ def test_a_single_click_paints_a_cell_of_the_drawing_grid(served: str, browser) 
     try:
         page.goto(f"{served}/inference?models=vision-gmlp", wait_until="domcontentloaded")
         wait_idle(page, timeout_ms=120_000)
-        page.get_by_role("tab", name="Classify an image (vision)").click()
+        # Only a vision model is picked, so the page opens on the image tab (no click needed).
+        tab = page.get_by_role("tab", name="Classify an image (vision)")
+        assert tab.get_attribute("aria-selected") == "true"
         page.get_by_text("Draw a digit", exact=True).click()
         wait_idle(page)
         page.get_by_text("The grid is blank").wait_for(timeout=30_000)  # what a blank grid's answer means
@@ -157,6 +159,23 @@ def test_a_single_click_paints_a_cell_of_the_drawing_grid(served: str, browser) 
         page.wait_for_function("() => !document.body.innerText.includes('The grid is blank')", timeout=60_000)
         wait_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.context.close()
+
+
+def test_the_image_tab_reads_at_projector_width(served: str, browser) -> None:  # noqa: ANN001
+    """The image tab (hidden behind the text tab in the page test) with a digit and a canvas model: nothing cut
+    off or overlapping at 1024 x 768, both previews and every model's panel drawn."""
+    page = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
+    try:
+        page.goto(f"{served}/inference?models=vision-gmlp,canvas-gmlp", wait_until="domcontentloaded")
+        wait_idle(page, timeout_ms=120_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.get_by_text("What the canvas models see").wait_for(timeout=30_000)
+        page.get_by_text("What the digit models see").wait_for(timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4")  # 2 previews, 2 bars
+        problems = page.evaluate(LAYOUT_CHECK)
+        assert not problems, problems[:20]
     finally:
         page.context.close()
 
