@@ -31,7 +31,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _precision_arg(p: argparse.ArgumentParser, default: str, help_text: str) -> None:
+def _precision_arg(p: argparse.ArgumentParser, default: str | None, help_text: str) -> None:
     from gmlp_core.hardware import PRECISIONS
 
     p.add_argument("--precision", default=default, choices=PRECISIONS, help=help_text)
@@ -382,6 +382,10 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", default="runs/sweep", help="where the sweep's checkpoints go")
+    p.add_argument("--data", default="python-docs", help="training text (default: the zoo's, python-docs)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the zoo's MLM rate)")
+    _precision_arg(p, None, "default: the zoo's (bf16)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the zoo's, 2)")
 
 
 def _sweep_run(a: argparse.Namespace) -> int:
@@ -389,7 +393,20 @@ def _sweep_run(a: argparse.Namespace) -> int:
     from gmlp_core.zoo import RESULTS_DIR
 
     out = Path(a.out) if a.out else RESULTS_DIR / "sweep_demo.csv"
-    df, fits = run_sweep(a.grid, out, device=a.device, workdir=Path(a.workdir))
+    try:
+        df, fits = run_sweep(
+            a.grid,
+            out,
+            device=a.device,
+            workdir=Path(a.workdir),
+            data=a.data,
+            lr=a.lr,
+            precision=a.precision,
+            threads=a.threads,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(df.to_string(index=False))
     print(fits.to_string(index=False))
     return 0

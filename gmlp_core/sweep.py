@@ -1,8 +1,9 @@
 """Run a scaling sweep: train every point of a grid, write the tidy CSV and fit power laws.
 
-``python -m gmlp_core sweep --grid demo`` trains gMLP, aMLP and Transformer at 5 sizes each on the
-embedded text at a fixed token budget and writes ``results/sweep_demo.csv``; points already in the
-CSV (same name, tokens and device) are skipped, so an interrupted sweep continues where it stopped.
+``python -m gmlp_core sweep --grid demo`` trains gMLP, aMLP and Transformer at 5 sizes each at a fixed token
+budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, a warm-up of 5% of the steps, bf16 autocast,
+a fixed thread count) and writes ``results/sweep_demo.csv``; points already in the CSV (same name, tokens, device,
+data, rate and precision) are skipped, so an interrupted sweep continues where it stopped.
 """
 
 from __future__ import annotations
@@ -19,23 +20,61 @@ from gmlp_core.scaling import SWEEP_COLUMNS, fit_power_law, load_grid
 log = logging.getLogger(__name__)
 
 
-def run_sweep(
-    grid: str, out: Path, device: str = "auto", workdir: Path = Path("runs/sweep"), batch_size: int = 32, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train each point of ``grid`` (skipping ones already in ``out``), append rows, return (rows, fits)."""
-    from gmlp_core.checkpoints import resolve_device
-    from gmlp_core.train import TrainConfig, demo_lr, train
+# What a sweep row records of how it was trained, beyond SWEEP_COLUMNS (a row without them is of an older recipe).
+RECIPE_COLUMNS = ["data", "lr", "warmup", "precision"]
 
+
+def run_sweep(
+    grid: str,
+    out: Path,
+    device: str = "auto",
+    workdir: Path = Path("runs/sweep"),
+    batch_size: int = 32,
+    seed: int = 0,
+    data: str = "python-docs",
+    lr: float | None = None,
+    precision: str | None = None,
+    threads: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train each point of ``grid`` (skipping ones already in ``out`` with the same recipe), append rows, return
+    (rows, fits). Defaults: the zoo's MLM recipe (``gmlp_core.zoo``: ``MLM_LR``, ``ZOO_PRECISION``,
+    ``ZOO_THREADS``), one rate for every size and architecture (the zoo's learning-rate sweep found 1e-3 best for
+    all three at the zoo's size)."""
+    from gmlp_core.checkpoints import resolve_device
+    from gmlp_core.train import TrainConfig, train
+    from gmlp_core.zoo import MLM_LR, ZOO_PRECISION, ZOO_THREADS
+
+    lr = MLM_LR if lr is None else lr
+    precision = ZOO_PRECISION if precision is None else precision
+    threads = ZOO_THREADS if threads is None else threads
     points = load_grid(grid)
     dev = str(resolve_device(device))
-    done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=SWEEP_COLUMNS)
+    done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=[*SWEEP_COLUMNS, *RECIPE_COLUMNS])
+    for column in RECIPE_COLUMNS:
+        if column not in done.columns:
+            done[column] = None
+    # One CSV holds one recipe, so the fits and the Scaling page never mix two (the warm-up follows each budget).
+    other = done[(done["data"] != data) | (done["lr"] != lr) | (done["precision"] != precision)]
+    if len(other):
+        first = other.iloc[0]
+        raise ValueError(
+            f"{out} holds runs of another recipe (data {first['data']}, lr {first['lr']}, precision "
+            f"{first['precision']}; this sweep: data {data}, lr {lr}, precision {precision}): pass a new --out"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points, 1):
-        if ((done["name"] == point.name) & (done["tokens_seen"] >= point.tokens) & (done["device"] == dev)).any():
+        steps = max(1, point.tokens // (batch_size * point.config().seq_len))
+        warmup = max(1, steps // 20)
+        same = (
+            (done["name"] == point.name)
+            & (done["tokens_seen"] >= point.tokens)
+            & (done["device"] == dev)
+            & (done["warmup"] == warmup)
+        )
+        if same.any():
             log.info("[%d/%d] %s already in %s", i, len(points), point.name, out)
             continue
         cfg = point.config()
-        steps = max(1, point.tokens // (batch_size * cfg.seq_len))
         log.info("[%d/%d] %s: %d steps", i, len(points), point.name, steps)
         start = time.perf_counter()
         result = train(
@@ -45,12 +84,15 @@ def run_sweep(
                 out=str(workdir / point.name),
                 steps=steps,
                 batch_size=batch_size,
-                lr=demo_lr(cfg.arch),
-                warmup=max(1, steps // 20),
+                data=data,
+                lr=lr,
+                warmup=warmup,
                 eval_every=steps,
                 snapshot_every=0,
                 device=device,
                 seed=seed,
+                precision=precision,
+                threads=threads,
                 progress=False,
             )
         )
@@ -65,6 +107,10 @@ def run_sweep(
             "val_ppl": result.metrics["val_ppl"],
             "wall_seconds": round(time.perf_counter() - start, 2),
             "device": dev,
+            "data": data,
+            "lr": lr,
+            "warmup": warmup,
+            "precision": precision,
         }
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         done.to_csv(out, index=False)

@@ -140,3 +140,21 @@ def test_committed_demo_sweep_spans_the_grid_and_fits() -> None:
     fits = fit_power_law(rows)
     assert set(fits.arch) == set(rows.arch)
     assert np.isfinite(fits.alpha).all() and np.isfinite(fits.alpha_err).all()
+
+
+def test_a_sweep_records_its_recipe_resumes_and_keeps_one_recipe_per_csv(tmp_path: Path) -> None:
+    """``run_sweep`` trains each point once per recipe: the rows say how they were trained, a second call skips
+    every point, and a different recipe is refused for the same CSV rather than mixed into its fits."""
+    from gmlp_core.sweep import run_sweep
+
+    out = tmp_path / "sweep.csv"
+    kwargs = {"workdir": tmp_path / "runs", "data": "embedded", "precision": "fp32", "threads": 1}
+    rows, fits = run_sweep("smoke", out, **kwargs)
+    assert len(rows) == 4 and set(fits.arch) == {"gmlp", "transformer"}
+    assert (rows.data == "embedded").all() and (rows.precision == "fp32").all() and (rows.lr == 1e-3).all()
+    assert (rows.warmup == 1).all() and rows.val_loss.notna().all()
+    stamp = out.stat().st_mtime_ns
+    again, _ = run_sweep("smoke", out, **kwargs)
+    assert out.stat().st_mtime_ns == stamp and len(again) == 4, "a finished sweep trains nothing again"
+    with pytest.raises(ValueError, match="another recipe"):
+        run_sweep("smoke", out, **(kwargs | {"lr": 2e-3}))
