@@ -353,13 +353,25 @@ def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="where to write (default: the repository's checkpoints/)")
     p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="rebuild only these entries")
     p.add_argument("--results", default=None, help="where to write ablation.csv (default: the repository's results/)")
+    p.add_argument(
+        "--vary",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train the entries' recipe with precision, seed, short_fraction or threads changed (needs --root)",
+    )
 
 
 def _zoo_run(a: argparse.Namespace) -> int:
     from gmlp_core.zoo import DEFAULT_ROOT, RESULTS_DIR, build_zoo, headline_metric
 
     root, results = Path(a.root) if a.root else DEFAULT_ROOT, Path(a.results) if a.results else RESULTS_DIR
-    df = build_zoo(root, only=a.only, results=results)
+    try:
+        changes = {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in a.vary)}
+        df = build_zoo(root, only=a.only, results=results, changes=changes)
+    except (KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rows = df.to_dict("records")
     for row in rows:
         print(f"{row['name']:<26} {row['seconds'] / 60:5.1f} min  {headline_metric(row)}")

@@ -213,3 +213,21 @@ def test_rebuilding_an_entry_reproduces_its_stored_number(tmp_path: Path, capsys
     assert 1 / REBUILD_LOSS_FACTOR <= ratio <= REBUILD_LOSS_FACTOR, (
         f"val_loss {rebuilt['val_loss']} vs {stored['val_loss']}"
     )
+
+
+def test_a_varied_recipe_changes_only_what_it_names_and_never_the_shipped_zoo(tmp_path: Path) -> None:
+    """``zoo --vary``: the README's experiments (fp32 twins, seed pairs, no padded rows) are the zoo's recipe with
+    one thing changed; everything else is the entry's, and the shipped checkpoints/ is never their target."""
+    from gmlp_core.zoo import build_zoo, vary
+
+    entry = zoo_entry("mlm-gmlp")
+    varied = vary(entry, {"precision": "fp32", "seed": "1", "short_fraction": "0", "threads": "1"})
+    cfg, base = entry_config(varied, tmp_path), entry_config(entry, tmp_path)
+    assert (cfg.precision, cfg.seed, cfg.short_fraction, cfg.threads) == ("fp32", 1, 0.0, 1)
+    assert (base.precision, base.seed, base.short_fraction, base.threads) == ("bf16", 0, 0.3, 2)
+    same = {k: v for k, v in vars(cfg).items() if k not in ("precision", "seed", "short_fraction", "threads")}
+    assert same == {k: v for k, v in vars(base).items() if k in same}
+    with pytest.raises(ValueError, match="cannot change lr"):
+        vary(entry, {"lr": "1e-2"})
+    with pytest.raises(ValueError, match="its own --root"):
+        build_zoo(DEFAULT_ROOT, only=["mlm-gmlp"], changes={"seed": "1"})
