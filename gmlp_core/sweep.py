@@ -63,7 +63,8 @@ def run_sweep(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points, 1):
-        steps = max(1, point.tokens // (batch_size * point.config().seq_len))
+        cfg = point.config()
+        steps = max(1, point.tokens // (batch_size * cfg.seq_len))
         warmup = max(1, steps // 20)
         same = (
             (done["name"] == point.name)
@@ -74,7 +75,6 @@ def run_sweep(
         if same.any():
             log.info("[%d/%d] %s already in %s", i, len(points), point.name, out)
             continue
-        cfg = point.config()
         log.info("[%d/%d] %s: %d steps", i, len(points), point.name, steps)
         start = time.perf_counter()
         result = train(

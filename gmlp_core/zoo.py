@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,6 @@ VARIABLE = {"precision": str, "seed": int, "short_fraction": float, "threads": i
 
 def vary(entry: ZooEntry, changes: dict[str, Any]) -> ZooEntry:
     """``entry`` with its recipe changed as ``changes`` says (keys from ``VARIABLE``; ValueError otherwise)."""
-    import dataclasses
-
     unknown = sorted(set(changes) - set(VARIABLE))
     if unknown:
         raise ValueError(f"--vary cannot change {', '.join(unknown)}; it changes {', '.join(VARIABLE)}")
@@ -69,7 +67,7 @@ def vary(entry: ZooEntry, changes: dict[str, Any]) -> ZooEntry:
         typed = {key: VARIABLE[key](value) for key, value in changes.items()}
     except (TypeError, ValueError) as err:
         raise ValueError(f"--vary {changes}: {err}") from None
-    return dataclasses.replace(entry, **typed)
+    return replace(entry, **typed)
 
 
 _VISION_STEPS = 600
