@@ -23,6 +23,16 @@ def test_demo_grid_spans_one_and_a_half_decades_per_arch() -> None:
     assert set(sizes.arch) >= {"gmlp", "transformer"}
 
 
+def test_demo_grid_trains_each_point_on_the_zoo_mlm_budget() -> None:
+    """The sweep is the zoo's recipe at other sizes, so its largest gMLP is comparable with ``mlm-gmlp``."""
+    from gmlp_core.models import preset
+    from gmlp_core.zoo import zoo_entry
+
+    entry = zoo_entry("mlm-gmlp")
+    budget = entry.steps * entry.batch_size * preset(entry.preset).seq_len
+    assert {p.tokens for p in load_grid("demo")} == {budget}
+
+
 def test_smoke_and_paper_grids_build_valid_configs() -> None:
     assert len(describe_grid(load_grid("smoke"))) == 4
     paper = describe_grid(load_grid("paper"))
