@@ -68,6 +68,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "on a GPU, models as small as the demo ones are launch-bound and train faster in fp32",
     )
     p.add_argument("--short-fraction", type=float, default=0.3, help="MLM: share of rows cut short and padded")
+    p.add_argument(
+        "--mask-prob",
+        type=float,
+        default=0.15,
+        help="MLM: share of each training row's tokens predicted (validation: 0.15)",
+    )
     p.add_argument("--val-windows", type=int, default=1024, help="MLM: validation windows scored (at most)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--no-progress", action="store_true")
@@ -100,6 +106,7 @@ def _train_run(a: argparse.Namespace) -> int:
         progress=not a.no_progress and sys.stderr.isatty(),
         short_fraction=a.short_fraction,
         val_windows=a.val_windows,
+        mask_prob=a.mask_prob,
     )
     result = train(cfg)
     if result.metrics:
@@ -358,7 +365,7 @@ def _zoo_args(p: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="train the entries' recipe with precision, seed, short_fraction or threads changed (needs --root)",
+        help="train the entries' recipe with precision, seed, short_fraction, mask_prob or threads changed (needs --root)",
     )
 
 
@@ -398,6 +405,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the zoo's MLM rate)")
     _precision_arg(p, None, "default: the zoo's (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the zoo's, 2)")
+    p.add_argument("--mask-prob", type=float, default=None, help="share of tokens predicted (default: the zoo's, 0.15)")
 
 
 def _sweep_run(a: argparse.Namespace) -> int:
@@ -415,6 +423,7 @@ def _sweep_run(a: argparse.Namespace) -> int:
             lr=a.lr,
             precision=a.precision,
             threads=a.threads,
+            mask_prob=a.mask_prob,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

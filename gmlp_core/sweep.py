@@ -1,9 +1,10 @@
 """Run a scaling sweep: train every point of a grid, write the tidy CSV and fit power laws.
 
 ``python -m gmlp_core sweep --grid demo`` trains gMLP, aMLP and Transformer at 5 sizes each at a fixed token
-budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, a warm-up of 5% of the steps, bf16 autocast,
-a fixed thread count) and writes ``results/sweep_demo.csv``; points already in the CSV (same name, tokens, device,
-data, rate and precision) are skipped, so an interrupted sweep continues where it stopped.
+budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, the zoo's share of masked tokens, a warm-up
+of 5% of the steps, bf16 autocast, a fixed thread count) and writes ``results/sweep_demo.csv``; points already in
+the CSV (same name, tokens, device, data, rate, masking and precision) are skipped, so an interrupted sweep
+continues where it stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 # What a sweep row records of how it was trained, beyond SWEEP_COLUMNS (a row without them is of an older recipe).
-RECIPE_COLUMNS = ["data", "lr", "warmup", "precision"]
+RECIPE_COLUMNS = ["data", "lr", "warmup", "precision", "mask_prob"]
 
 
 def run_sweep(
@@ -35,31 +36,40 @@ def run_sweep(
     lr: float | None = None,
     precision: str | None = None,
     threads: int | None = None,
+    mask_prob: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train each point of ``grid`` (skipping ones already in ``out`` with the same recipe), append rows, return
     (rows, fits). Defaults: the zoo's MLM recipe (``gmlp_core.zoo``: ``MLM_LR``, ``ZOO_PRECISION``,
-    ``ZOO_THREADS``), one rate for every size and architecture (the zoo's learning-rate sweep found 1e-3 best for
+    ``ZOO_THREADS``, ``MLM_MASK_PROB``), one rate for every size and architecture (the zoo's learning-rate sweep found 1e-3 best for
     all three at the zoo's size)."""
     from gmlp_core.checkpoints import resolve_device
+    from gmlp_core.data.masking import MaskingConfig
     from gmlp_core.train import TrainConfig, train
-    from gmlp_core.zoo import MLM_LR, ZOO_PRECISION, ZOO_THREADS
+    from gmlp_core.zoo import MLM_LR, MLM_MASK_PROB, ZOO_PRECISION, ZOO_THREADS
 
     lr = MLM_LR if lr is None else lr
+    mask_prob = MLM_MASK_PROB if mask_prob is None else mask_prob
     precision = ZOO_PRECISION if precision is None else precision
     threads = ZOO_THREADS if threads is None else threads
     points = load_grid(grid)
     dev = str(resolve_device(device))
     done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=[*SWEEP_COLUMNS, *RECIPE_COLUMNS])
     for column in RECIPE_COLUMNS:
-        if column not in done.columns:
-            done[column] = None
+        if column not in done.columns:  # rows from before mask_prob was recorded predicted BERT's 15%
+            done[column] = MaskingConfig.mask_prob if column == "mask_prob" else None
     # One CSV holds one recipe, so the fits and the Scaling page never mix two (the warm-up follows each budget).
-    other = done[(done["data"] != data) | (done["lr"] != lr) | (done["precision"] != precision)]
+    other = done[
+        (done["data"] != data)
+        | (done["lr"] != lr)
+        | (done["precision"] != precision)
+        | (done["mask_prob"] != mask_prob)
+    ]
     if len(other):
         first = other.iloc[0]
         raise ValueError(
             f"{out} holds runs of another recipe (data {first['data']}, lr {first['lr']}, precision "
-            f"{first['precision']}; this sweep: data {data}, lr {lr}, precision {precision}): pass a new --out"
+            f"{first['precision']}, mask_prob {first['mask_prob']}; this sweep: data {data}, lr {lr}, precision "
+            f"{precision}, mask_prob {mask_prob}): pass a new --out"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points, 1):
@@ -93,6 +103,7 @@ def run_sweep(
                 seed=seed,
                 precision=precision,
                 threads=threads,
+                mask_prob=mask_prob,
                 progress=False,
             )
         )
@@ -111,6 +122,7 @@ def run_sweep(
             "lr": lr,
             "warmup": warmup,
             "precision": precision,
+            "mask_prob": mask_prob,
         }
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         done.to_csv(out, index=False)

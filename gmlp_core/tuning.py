@@ -58,12 +58,15 @@ def run_lr_sweep(
     from gmlp_core.analysis.spatial import spatial_summary
     from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_metrics_log
     from gmlp_core.cloze import cloze_score, cloze_table, load_cloze_suite
+    from gmlp_core.data.masking import MaskingConfig
     from gmlp_core.hardware import cpu_model_name
     from gmlp_core.train import train
     from gmlp_core.zoo import entry_config, zoo_entry
 
     items = load_cloze_suite()
     done = pd.read_csv(out) if out.is_file() else pd.DataFrame()
+    if not done.empty and "mask_prob" not in done.columns:  # rows from before it was recorded predicted BERT's 15%
+        done["mask_prob"] = MaskingConfig.mask_prob
     out.parent.mkdir(parents=True, exist_ok=True)
     # Rates outside, entries inside: an interrupted sweep has compared every architecture at the same rates.
     for lr in rates:
@@ -86,6 +89,7 @@ def run_lr_sweep(
                     & (done["lr"] == cfg.lr)
                     & (done["steps"] == cfg.steps)
                     & (done["data"] == spec)
+                    & (done["mask_prob"] == cfg.mask_prob)
                 ).any()
             ):
                 log.info("%s at lr %g already in %s", name, lr, out)
@@ -107,6 +111,7 @@ def run_lr_sweep(
                 "lr": cfg.lr,
                 "steps": cfg.steps,
                 "data": spec,
+                "mask_prob": cfg.mask_prob,
                 "precision": metrics.get("precision"),
                 "val_ppl": metrics["val_ppl"],
                 "val_loss": metrics["val_loss"],
@@ -142,7 +147,9 @@ def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
     recorded = read_config(out).extra.get("train")
     ignored = ("progress", "resume", "out", "overwrite")
     wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
-    if not isinstance(recorded, dict) or any(recorded.get(k) != v for k, v in wanted.items()):
+    # a field added after the run was recorded counts as its default (the recipe every run had before it existed)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+    if not isinstance(recorded, dict) or any(recorded.get(k, defaults.get(k)) != v for k, v in wanted.items()):
         return None
     history = read_metrics_log(out)
     if not history or history[-1].get("step") != cfg.steps:
@@ -155,7 +162,8 @@ def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
 
 
 def best_rates(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (entry, steps, data): the rate with the lowest validation perplexity, and its perplexity."""
-    keys = ["entry", "steps", "data"]
+    """Per (entry, steps, data, mask_prob where recorded): the rate with the lowest validation perplexity, and its
+    perplexity."""
+    keys = ["entry", "steps", "data", *(["mask_prob"] if "mask_prob" in table.columns else [])]
     best = table.loc[table.groupby(keys)["val_ppl"].idxmin(), [*keys, "lr", "val_ppl"]]
     return best.reset_index(drop=True)

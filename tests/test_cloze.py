@@ -15,6 +15,7 @@ from gmlp_core.cloze import CLOZE_FILE, cloze_score, cloze_table, load_cloze_sui
 from gmlp_core.data.text import embedded_corpus
 from gmlp_core.data.tokenizer import train_tokenizer
 from gmlp_core.tuning import best_rates, plateau_improvement, run_lr_sweep
+from gmlp_core.zoo import zoo_entry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,6 +101,10 @@ def test_best_rates_takes_the_lowest_perplexity_per_entry() -> None:
     )
     best = best_rates(table).set_index("entry")["lr"].to_dict()
     assert best == {"a": 2e-3, "b": 1e-3}
+    # Runs at another masking rate are another recipe: each recipe has its own best rate.
+    table["mask_prob"] = [0.15, 0.15, 0.4, 0.15, 0.15]
+    per_recipe = best_rates(table).set_index(["entry", "mask_prob"])["lr"].to_dict()
+    assert per_recipe == {("a", 0.15): 2e-3, ("a", 0.4): 4e-3, ("b", 0.15): 1e-3}
 
 
 @pytest.mark.slow
@@ -107,6 +112,7 @@ def test_lr_sweep_writes_rows_and_resumes(tmp_path: Path, monkeypatch: pytest.Mo
     out = tmp_path / "lr.csv"
     table = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
     assert list(table["lr"]) == [1e-3, 2e-3] and (table["steps"] == 2).all()
+    assert (table["mask_prob"] == zoo_entry("mlm-gmlp").mask_prob).all(), "the row says how it was masked"
     assert table["val_ppl"].gt(1).all() and table["cloze_sentences"].eq(len(load_cloze_suite())).all()
     assert table["shift_invariance"].str.count("/").eq(3).all(), "one score per layer"
     again = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)

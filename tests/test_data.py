@@ -253,6 +253,25 @@ def test_short_fraction_sets_how_many_training_rows_are_padded() -> None:
     assert padded[0.0] == 0.0 and 0.15 < padded[0.3] < 0.45 and padded[1.0] > 0.9
 
 
+def test_mask_prob_sets_how_many_training_tokens_are_predicted_and_never_the_validation_ones() -> None:
+    """A recipe may predict more of each training row (``--mask-prob``), but validation always masks BERT's 15%
+    of the same tokens, so perplexities of different recipes are comparable."""
+    from gmlp_core.train.data import build_task_data
+
+    cfg = preset("gmlp-tiny-mlm").replace(vocab_size=300, seq_len=32)
+    predicted, validation = {}, {}
+    for prob in (0.15, 0.4):
+        data, _ = build_task_data(cfg, "embedded", batch_size=64, seed=0, short_fraction=0.0, mask_prob=prob)
+        labels = torch.cat([data.train_batch(step)["labels"] for step in range(4)])
+        predicted[prob] = float((labels != IGNORE_INDEX).float().mean())
+        validation[prob] = [(ids.clone(), lab.clone()) for ids, lab in data.val_full]
+    assert 0.12 < predicted[0.15] < 0.19 and 0.36 < predicted[0.4] < 0.44
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        for a, b in zip(validation[0.15], validation[0.4], strict=True)
+    )
+
+
 def test_a_digit_on_the_canvas_lands_where_asked_and_is_centred_by_default() -> None:
     from gmlp_core.data.canvas import canvas_positions, digit_on_canvas, is_canvas_model
     from gmlp_core.models import preset

@@ -162,9 +162,14 @@ def test_a_sweep_records_its_recipe_resumes_and_keeps_one_recipe_per_csv(tmp_pat
     rows, fits = run_sweep("smoke", out, **kwargs)
     assert len(rows) == 4 and set(fits.arch) == {"gmlp", "transformer"}
     assert (rows.data == "embedded").all() and (rows.precision == "fp32").all() and (rows.lr == 1e-3).all()
-    assert (rows.warmup == 1).all() and rows.val_loss.notna().all()
+    assert (rows.warmup == 1).all() and (rows.mask_prob == 0.15).all() and rows.val_loss.notna().all()
     stamp = out.stat().st_mtime_ns
     again, _ = run_sweep("smoke", out, **kwargs)
     assert out.stat().st_mtime_ns == stamp and len(again) == 4, "a finished sweep trains nothing again"
     with pytest.raises(ValueError, match="another recipe"):
         run_sweep("smoke", out, **(kwargs | {"lr": 2e-3}))
+    with pytest.raises(ValueError, match="mask_prob 0.15; this sweep: .* mask_prob 0.4"):
+        run_sweep("smoke", out, **(kwargs | {"mask_prob": 0.4}))
+    # A CSV from before masking was recorded holds runs at BERT's 15%: the same recipe, so it resumes.
+    pd.read_csv(out).drop(columns="mask_prob").to_csv(out, index=False)
+    assert len(run_sweep("smoke", out, **kwargs)[0]) == 4

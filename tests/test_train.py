@@ -72,6 +72,7 @@ def test_eval_scores_the_validation_windows_the_checkpoint_records(tmp_path: Pat
     result = train(_cfg(tmp_path, "gmlp-tiny-mlm", val_windows=8, short_fraction=0.0))
     config = json.loads((result.checkpoint / "config.json").read_text())
     assert config["extra"]["train"]["val_windows"] == 8 and config["extra"]["train"]["short_fraction"] == 0.0
+    assert config["extra"]["train"]["mask_prob"] == 0.15
     assert evaluate_checkpoint(result.checkpoint)["val_tokens"] == result.metrics["val_tokens"]
     assert result.metrics["python"] == sys.version.split()[0], "the built-in corpora depend on Python's version"
     # A checkpoint from before the record was scored on 128 windows; a malformed record is refused.
@@ -84,6 +85,9 @@ def test_eval_scores_the_validation_windows_the_checkpoint_records(tmp_path: Pat
         evaluate_checkpoint(result.checkpoint)
     with pytest.raises(ValueError, match="short_fraction"):
         _cfg(tmp_path, "gmlp-tiny-mlm", short_fraction=1.5)
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="mask_prob"):
+            _cfg(tmp_path, "gmlp-tiny-mlm", mask_prob=bad)
 
 
 def test_training_is_bit_for_bit_deterministic(tmp_path: Path) -> None:

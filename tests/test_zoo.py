@@ -221,11 +221,12 @@ def test_a_varied_recipe_changes_only_what_it_names_and_never_the_shipped_zoo(tm
     from gmlp_core.zoo import build_zoo, vary
 
     entry = zoo_entry("mlm-gmlp")
-    varied = vary(entry, {"precision": "fp32", "seed": "1", "short_fraction": "0", "threads": "1"})
+    changed = ("precision", "seed", "short_fraction", "mask_prob", "threads")
+    varied = vary(entry, {"precision": "fp32", "seed": "1", "short_fraction": "0", "mask_prob": "0.3", "threads": "1"})
     cfg, base = entry_config(varied, tmp_path), entry_config(entry, tmp_path)
-    assert (cfg.precision, cfg.seed, cfg.short_fraction, cfg.threads) == ("fp32", 1, 0.0, 1)
-    assert (base.precision, base.seed, base.short_fraction, base.threads) == ("bf16", 0, 0.3, 2)
-    same = {k: v for k, v in vars(cfg).items() if k not in ("precision", "seed", "short_fraction", "threads")}
+    assert tuple(getattr(cfg, k) for k in changed) == ("fp32", 1, 0.0, 0.3, 1)
+    assert tuple(getattr(base, k) for k in changed) == ("bf16", 0, 0.3, 0.15, 2)
+    same = {k: v for k, v in vars(cfg).items() if k not in changed}
     assert same == {k: v for k, v in vars(base).items() if k in same}
     with pytest.raises(ValueError, match="cannot change lr"):
         vary(entry, {"lr": "1e-2"})

@@ -122,42 +122,25 @@ def _transformer_demo_mlm() -> ModelConfig:
     return ModelConfig(arch="transformer", d_ffn=960, n_layers=2, **_DEMO_MLM)
 
 
-@register_preset("gmlp-demo-vision", "demo", "gMLP on 8x8 digits, one pixel per patch (n = 64)")
-def _gmlp_demo_vision() -> ModelConfig:
-    return ModelConfig(arch="gmlp", d_ffn=256, n_layers=4, **_DEMO_VISION)
-
-
-@register_preset("amlp-demo-vision", "demo", "aMLP on 8x8 digits, one pixel per patch (n = 64)")
-def _amlp_demo_vision() -> ModelConfig:
-    return ModelConfig(arch="amlp", d_ffn=216, n_layers=4, **_DEMO_VISION)
-
-
-@register_preset("transformer-demo-vision", "demo", "ViT-style Transformer on 8x8 digits (n = 64)")
-def _transformer_demo_vision() -> ModelConfig:
-    return ModelConfig(arch="transformer", d_ffn=320, n_layers=2, **_DEMO_VISION)
-
-
 # Digits placed anywhere on a 32 x 32 canvas (``--data digits-canvas``), 4 x 4-pixel patches: the same 8 x 8 grid
 # of tokens, each digit two or three tokens wide, so a filter of a token's neighbours is what recognising it
-# needs (issue #14). Same widths as the 8 x 8 digit models; the patch embedding reads 16 pixels instead of 1.
+# needs (issue #14). The canvas models have the 8 x 8 digit models' shapes; their patch embedding reads 16 pixels
+# instead of 1.
 _DEMO_CANVAS = dict(_DEMO_VISION, image_size=32, patch_size=4)
-
-
-@register_preset("gmlp-demo-canvas", "demo", "gMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches (n = 64)")
-def _gmlp_demo_canvas() -> ModelConfig:
-    return ModelConfig(arch="gmlp", d_ffn=256, n_layers=4, **_DEMO_CANVAS)
-
-
-@register_preset("amlp-demo-canvas", "demo", "aMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches (n = 64)")
-def _amlp_demo_canvas() -> ModelConfig:
-    return ModelConfig(arch="amlp", d_ffn=216, n_layers=4, **_DEMO_CANVAS)
-
-
-@register_preset(
-    "transformer-demo-canvas", "demo", "ViT-style Transformer on digits anywhere on a 32x32 canvas (n = 64)"
-)
-def _transformer_demo_canvas() -> ModelConfig:
-    return ModelConfig(arch="transformer", d_ffn=320, n_layers=2, **_DEMO_CANVAS)
+# arch: (name in descriptions, d_ffn, n_layers), matched non-embedding parameters as for the MLM models
+_DEMO_VISION_SHAPES = {
+    "gmlp": ("gMLP", 256, 4),
+    "amlp": ("aMLP", 216, 4),
+    "transformer": ("ViT-style Transformer", 320, 2),
+}
+for _task, _base, _what in (
+    ("vision", _DEMO_VISION, "on 8x8 digits, one pixel per patch (n = 64)"),
+    ("canvas", _DEMO_CANVAS, "on digits anywhere on a 32x32 canvas, 4x4-pixel patches (n = 64)"),
+):
+    for _arch, (_label, _ffn, _layers) in _DEMO_VISION_SHAPES.items():
+        register_preset(f"{_arch}-demo-{_task}", "demo", f"{_label} {_what}")(
+            (lambda a=_arch, f=_ffn, n=_layers, b=_base: ModelConfig(arch=a, d_ffn=f, n_layers=n, **b))
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class MLMData:
         seed: int = 0,
         short_fraction: float = MaskingConfig.short_fraction,
         val_windows: int = LEGACY_VAL_WINDOWS,
+        mask_prob: float = MaskingConfig.mask_prob,
     ) -> MLMData:
         train = token_stream(tokenizer, corpus.train)
         val = token_stream(tokenizer, corpus.validation)
@@ -76,7 +77,7 @@ class MLMData:
             name=corpus.name,
             batch_size=batch_size,
             seed=seed,
-            masking=MaskingConfig(short_fraction=short_fraction),
+            masking=MaskingConfig(mask_prob=mask_prob, short_fraction=short_fraction),
         )
 
     def train_batch(self, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
@@ -167,10 +168,12 @@ def build_task_data(
     tokenizer: Any | None = None,
     short_fraction: float = MaskingConfig.short_fraction,
     val_windows: int = LEGACY_VAL_WINDOWS,
+    mask_prob: float = MaskingConfig.mask_prob,
 ) -> tuple[MLMData | VisionData, ModelConfig]:
     """Data for ``config``'s task; trains a tokenizer of ``config.vocab_size`` when none is given.
     Returns the data and the config with ``vocab_size`` set to the tokenizer's actual size. MLM only:
-    ``short_fraction`` of training rows are cut short and padded; ``val_windows`` windows are validated."""
+    ``short_fraction`` of training rows are cut short and padded, ``mask_prob`` of each training row's tokens are
+    predicted; ``val_windows`` windows are validated, always at BERT's 15% (so every recipe is scored alike)."""
     if config.task == "vision":
         from gmlp_core.data.canvas import CANVAS_DIGITS, canvas_digits_split
         from gmlp_core.data.images import load_image_dataset
@@ -199,4 +202,5 @@ def build_task_data(
         tokenizer = train_tokenizer(corpus.train, config.vocab_size)
     if tokenizer.get_vocab_size() != config.vocab_size:
         config = config.replace(vocab_size=tokenizer.get_vocab_size())
-    return MLMData.build(corpus, tokenizer, config.seq_len, batch_size, seed, short_fraction, val_windows), config
+    data = MLMData.build(corpus, tokenizer, config.seq_len, batch_size, seed, short_fraction, val_windows, mask_prob)
+    return data, config

@@ -30,6 +30,7 @@ from gmlp_core.checkpoints import (
     save_checkpoint,
     write_json_atomic,
 )
+from gmlp_core.data.masking import MaskingConfig
 from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
 from gmlp_core.models import LensModel, build_model, preset
@@ -73,8 +74,10 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (None: torch's default)
     # MLM: the share of training rows cut short and padded (what makes typed short sentences work), and how
     # many 64..n-token validation windows are scored (checkpoints record it, so `eval` scores the same ones).
-    short_fraction: float = 0.3
+    short_fraction: float = MaskingConfig.short_fraction
     val_windows: int = 1024
+    # MLM: the share of each training row's tokens that are predicted (BERT's 15%); validation always uses 15%
+    mask_prob: float = MaskingConfig.mask_prob
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError(f"dtype={self.dtype!r}: use float32, float16 or bfloat16")
         if not 0.0 <= self.short_fraction <= 1.0:
             raise ValueError(f"short_fraction={self.short_fraction} must be in [0, 1]")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError(f"mask_prob={self.mask_prob} must be in (0, 1)")
         if self.val_windows < 1:
             raise ValueError(f"val_windows={self.val_windows} must be positive")
         if self.precision not in PRECISIONS:
@@ -302,7 +307,13 @@ def _setup(cfg: TrainConfig) -> _Run:
     model_cfg = preset(cfg.preset, **cfg.overrides)
     out = Path(cfg.out)
     data, model_cfg = build_task_data(
-        model_cfg, cfg.data, cfg.batch_size, cfg.seed, short_fraction=cfg.short_fraction, val_windows=cfg.val_windows
+        model_cfg,
+        cfg.data,
+        cfg.batch_size,
+        cfg.seed,
+        short_fraction=cfg.short_fraction,
+        val_windows=cfg.val_windows,
+        mask_prob=cfg.mask_prob,
     )
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
