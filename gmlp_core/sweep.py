@@ -40,8 +40,8 @@ def run_sweep(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train each point of ``grid`` (skipping ones already in ``out`` with the same recipe), append rows, return
     (rows, fits). Defaults: the zoo's MLM recipe (``gmlp_core.zoo``: ``MLM_LR``, ``ZOO_PRECISION``,
-    ``ZOO_THREADS``, ``MLM_MASK_PROB``), one rate for every size and architecture (the zoo's learning-rate sweep
-    found 1e-3 best for all three at the zoo's size)."""
+    ``ZOO_THREADS``, ``MLM_MASK_PROB``), one rate for every size and architecture (``MLM_LR``, the rate the zoo's
+    learning-rate sweep found best for all three at the zoo's size)."""
     from gmlp_core.checkpoints import resolve_device
     from gmlp_core.data.masking import MaskingConfig
     from gmlp_core.train import TrainConfig, train

@@ -137,13 +137,24 @@ def test_paper_points_put_the_papers_models_on_our_axes_without_inventing_perple
     assert not points.verified.any()
 
 
-def test_committed_demo_sweep_spans_the_grid_and_fits() -> None:
-    """results/sweep_demo.csv is `python -m gmlp_core sweep --grid demo`: every point of the grid, one budget."""
-    rows = pd.read_csv(Path(__file__).resolve().parent.parent / "results" / "sweep_demo.csv")
+COMMITTED_SWEEPS = sorted((Path(__file__).resolve().parent.parent / "results").glob("sweep_*.csv"))
+
+
+def test_the_repository_ships_sweeps() -> None:
+    assert len(COMMITTED_SWEEPS) >= 2, "results/ holds the committed scaling sweeps the Scaling page draws"
+
+
+@pytest.mark.parametrize("path", COMMITTED_SWEEPS, ids=lambda p: p.name)
+def test_committed_sweeps_span_the_demo_grid_at_one_budget_and_fit(path: Path) -> None:
+    """Each committed sweep is `python -m gmlp_core sweep --grid demo` at one budget and one recipe (sweep_demo.csv
+    at the zoo's budget, sweep_<steps>_steps.csv at earlier ones): every point of the grid, 5 sizes per architecture
+    over 1.5 decades, finite fits."""
+    rows = pd.read_csv(path)
     grid = describe_grid(load_grid("demo"))
     assert set(grid.name) <= set(rows.name), "the committed sweep is the current demo grid"
     rows = rows[rows.name.isin(set(grid.name))]
     assert rows.tokens_seen.nunique() == 1 and rows.val_loss.notna().all()
+    assert len(rows[["data", "lr", "precision", "mask_prob"]].drop_duplicates()) == 1, "one recipe per CSV"
     for arch, group in rows.groupby("arch"):
         assert len(group) >= 5, arch
         assert math.log10(group.non_embedding_params.max() / group.non_embedding_params.min()) >= 1.5, arch
@@ -156,20 +167,25 @@ def test_a_sweep_records_its_recipe_resumes_and_keeps_one_recipe_per_csv(tmp_pat
     """``run_sweep`` trains each point once per recipe: the rows say how they were trained, a second call skips
     every point, and a different recipe is refused for the same CSV rather than mixed into its fits."""
     from gmlp_core.sweep import run_sweep
+    from gmlp_core.zoo import MLM_MASK_PROB
 
     out = tmp_path / "sweep.csv"
     kwargs = {"workdir": tmp_path / "runs", "data": "embedded", "precision": "fp32", "threads": 1}
     rows, fits = run_sweep("smoke", out, **kwargs)
     assert len(rows) == 4 and set(fits.arch) == {"gmlp", "transformer"}
     assert (rows.data == "embedded").all() and (rows.precision == "fp32").all() and (rows.lr == 1e-3).all()
-    assert (rows.warmup == 1).all() and (rows.mask_prob == 0.15).all() and rows.val_loss.notna().all()
+    assert (rows.warmup == 1).all() and (rows.mask_prob == MLM_MASK_PROB).all() and rows.val_loss.notna().all()
     stamp = out.stat().st_mtime_ns
     again, _ = run_sweep("smoke", out, **kwargs)
     assert out.stat().st_mtime_ns == stamp and len(again) == 4, "a finished sweep trains nothing again"
     with pytest.raises(ValueError, match="another recipe"):
         run_sweep("smoke", out, **(kwargs | {"lr": 2e-3}))
-    with pytest.raises(ValueError, match="mask_prob 0.15; this sweep: .* mask_prob 0.4"):
-        run_sweep("smoke", out, **(kwargs | {"mask_prob": 0.4}))
-    # A CSV from before masking was recorded holds runs at BERT's 15%: the same recipe, so it resumes.
+    with pytest.raises(ValueError, match=f"mask_prob {MLM_MASK_PROB}; this sweep: .* mask_prob 0.15"):
+        run_sweep("smoke", out, **(kwargs | {"mask_prob": 0.15}))
+    # A CSV from before masking was recorded holds runs at BERT's 15%: it resumes at 15% and refuses the zoo's rate.
     pd.read_csv(out).drop(columns="mask_prob").to_csv(out, index=False)
-    assert len(run_sweep("smoke", out, **kwargs)[0]) == 4
+    stamp = out.stat().st_mtime_ns
+    legacy, _ = run_sweep("smoke", out, **(kwargs | {"mask_prob": 0.15}))
+    assert len(legacy) == 4 and (legacy.mask_prob == 0.15).all() and out.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="mask_prob 0.15; this sweep: .* mask_prob 0.4"):
+        run_sweep("smoke", out, **kwargs)
