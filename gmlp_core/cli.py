@@ -402,10 +402,17 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", default="runs/sweep", help="where the sweep's checkpoints go")
     p.add_argument("--data", default="python-docs", help="training text (default: the zoo's, python-docs)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the zoo's MLM rate)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate for every architecture (default: each one's zoo MLM rate)",
+    )
     _precision_arg(p, None, "default: the zoo's (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the zoo's, 2)")
-    p.add_argument("--mask-prob", type=float, default=None, help="share of tokens predicted (default: the zoo's, 0.15)")
+    p.add_argument(
+        "--mask-prob", type=float, default=None, help="share of tokens predicted (default: the zoo's MLM masking)"
+    )
 
 
 def _sweep_run(a: argparse.Namespace) -> int:

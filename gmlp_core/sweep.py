@@ -40,14 +40,14 @@ def run_sweep(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train each point of ``grid`` (skipping ones already in ``out`` with the same recipe), append rows, return
     (rows, fits). Defaults: the zoo's MLM recipe (``gmlp_core.zoo``: ``MLM_LR``, ``ZOO_PRECISION``,
-    ``ZOO_THREADS``, ``MLM_MASK_PROB``), one rate for every size and architecture (``MLM_LR``, the rate the zoo's
-    learning-rate sweep found best for all three at the zoo's size)."""
+    ``ZOO_THREADS``, ``MLM_MASK_PROB``), each architecture at the rate the zoo's learning-rate sweep found best
+    for it at the zoo's size (``MLM_LR``), the same at every size; ``lr`` trains every architecture at one rate."""
     from gmlp_core.checkpoints import resolve_device
     from gmlp_core.data.masking import MaskingConfig
     from gmlp_core.train import TrainConfig, train
     from gmlp_core.zoo import MLM_LR, MLM_MASK_PROB, ZOO_PRECISION, ZOO_THREADS
 
-    lr = MLM_LR if lr is None else lr
+    rates = dict(MLM_LR) if lr is None else dict.fromkeys(MLM_LR, lr)
     mask_prob = MLM_MASK_PROB if mask_prob is None else mask_prob
     precision = ZOO_PRECISION if precision is None else precision
     threads = ZOO_THREADS if threads is None else threads
@@ -60,16 +60,17 @@ def run_sweep(
     # One CSV holds one recipe, so the fits and the Scaling page never mix two (the warm-up follows each budget).
     other = done[
         (done["data"] != data)
-        | (done["lr"] != lr)
+        | (done["lr"] != done["arch"].map(rates))
         | (done["precision"] != precision)
         | (done["mask_prob"] != mask_prob)
     ]
     if len(other):
         first = other.iloc[0]
         raise ValueError(
-            f"{out} holds runs of another recipe (data {first['data']}, lr {first['lr']}, precision "
-            f"{first['precision']}, mask_prob {first['mask_prob']}; this sweep: data {data}, lr {lr}, precision "
-            f"{precision}, mask_prob {mask_prob}): pass a new --out"
+            f"{out} holds runs of another recipe (data {first['data']}, {first['arch']} at lr {first['lr']}, "
+            f"precision {first['precision']}, mask_prob {first['mask_prob']}; this sweep: data {data}, "
+            f"{first['arch']} at lr {rates.get(first['arch'])}, precision {precision}, mask_prob {mask_prob}): "
+            "pass a new --out"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points, 1):
@@ -95,7 +96,7 @@ def run_sweep(
                 steps=steps,
                 batch_size=batch_size,
                 data=data,
-                lr=lr,
+                lr=rates[cfg.arch],
                 warmup=warmup,
                 eval_every=steps,
                 snapshot_every=0,
@@ -119,7 +120,7 @@ def run_sweep(
             "wall_seconds": round(time.perf_counter() - start, 2),
             "device": dev,
             "data": data,
-            "lr": lr,
+            "lr": rates[cfg.arch],
             "warmup": warmup,
             "precision": precision,
             "mask_prob": mask_prob,

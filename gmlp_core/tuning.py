@@ -4,8 +4,8 @@
 trains each zoo entry's exact recipe (same data, steps, batch, warmup, seed, precision) at each rate and
 appends one row per run to ``results/lr_sweep.csv``: validation perplexity, how much it still improved over
 the last fifth of training (the zoo's plateau criterion), W's shift invariance and locality per layer, and
-the cloze score. Runs already in the CSV (same entry, rate, steps and data) are skipped, so an
-interrupted sweep continues where it stopped. ``best_rates`` reads the CSV back.
+the cloze score. Runs already in the CSV (same entry, rate, steps, data, masking and warm-up) are skipped, so
+an interrupted sweep continues where it stopped. ``best_rates`` reads the CSV back.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def run_lr_sweep(
     done = pd.read_csv(out) if out.is_file() else pd.DataFrame()
     if not done.empty and "mask_prob" not in done.columns:  # rows from before it was recorded predicted BERT's 15%
         done["mask_prob"] = MaskingConfig.mask_prob
+    if not done.empty and "warmup" not in done.columns:  # unknown for rows from before it was recorded: run again
+        done["warmup"] = math.nan
     out.parent.mkdir(parents=True, exist_ok=True)
     # Rates outside, entries inside: an interrupted sweep has compared every architecture at the same rates.
     for lr in rates:
@@ -90,6 +92,7 @@ def run_lr_sweep(
                     & (done["steps"] == cfg.steps)
                     & (done["data"] == spec)
                     & (done["mask_prob"] == cfg.mask_prob)
+                    & (done["warmup"] == cfg.warmup)
                 ).any()
             ):
                 log.info("%s at lr %g already in %s", name, lr, out)
@@ -112,6 +115,7 @@ def run_lr_sweep(
                 "steps": cfg.steps,
                 "data": spec,
                 "mask_prob": cfg.mask_prob,
+                "warmup": cfg.warmup,
                 "precision": metrics.get("precision"),
                 "val_ppl": metrics["val_ppl"],
                 "val_loss": metrics["val_loss"],
@@ -162,8 +166,8 @@ def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
 
 
 def best_rates(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (entry, steps, data, mask_prob where recorded): the rate with the lowest validation perplexity, and its
-    perplexity."""
-    keys = ["entry", "steps", "data", *(["mask_prob"] if "mask_prob" in table.columns else [])]
+    """Per (entry, steps, data, and mask_prob and warm-up where recorded): the rate with the lowest validation
+    perplexity, and its perplexity."""
+    keys = ["entry", "steps", "data", *(k for k in ("mask_prob", "warmup") if k in table.columns)]
     best = table.loc[table.groupby(keys)["val_ppl"].idxmin(), [*keys, "lr", "val_ppl"]]
     return best.reset_index(drop=True)

@@ -80,14 +80,15 @@ ZOO_THREADS = ZooEntry.threads  # fixed, so a rebuild on this machine reproduces
 # budget (the ablation compares them at equal steps; 8,000 steps keep the whole zoo under an hour on a 2-core CPU),
 # 40% of each training row's tokens predicted (``MLM_MASK_PROB``; at BERT's 15% gMLP reached perplexity 14.7 and
 # cloze 19 of 50 in 10,000 steps, at 40% 10.7 and 26: README, "Masking more tokens"; validation always predicts
-# 15%), the best peak rate of the learning-rate sweep at this recipe for every architecture
-# (results/lr_sweep.csv, rows with mask_prob 0.4), a 500-step warm-up (the
-# Transformer at 2e-3 reached perplexity 22.1 with it against 48.5 with 100 steps), and bf16 autocast
+# 15%), each architecture's best peak rate in the learning-rate sweep at this recipe (``MLM_LR``;
+# results/lr_sweep.csv, rows with mask_prob 0.4: at 15% 1e-3 won for all three, at 40% aMLP and the Transformer
+# gain from 2e-3; the gating-ablation variants are gMLPs and take gMLP's rate), a 500-step warm-up (the
+# Transformer at 2e-3 and 15% reached perplexity 22.1 with it against 48.5 with 100 steps), and bf16 autocast
 # (1.5-1.7x faster per step where the CPU has native bf16; fixed, not "auto", so every machine trains the same
 # recipe: a CPU without native bf16 emulates it, slower, and sums in another order, like any other kernel set).
 _MLM_STEPS = 8_000
 MLM_MASK_PROB = 0.4
-MLM_LR = 1e-3
+MLM_LR = {"gmlp": 1e-3, "amlp": 2e-3, "transformer": 2e-3}
 MLM_WARMUP = 500
 ZOO_PRECISION = "bf16"
 # The unsplit ablation variants gate the whole d_ffn, so at gMLP's d_ffn 768 they carry 32% more non-embedding
@@ -118,15 +119,15 @@ def _canvas(arch: str, description: str) -> ZooEntry:
     )
 
 
-def _mlm(name: str, preset: str, description: str, gating: str | None = None) -> ZooEntry:
+def _mlm(name: str, arch: str, description: str, gating: str | None = None) -> ZooEntry:
     overrides: dict[str, Any] = {} if gating is None else {"gating": gating, "d_ffn": _MATCHED_D_FFN[gating]}
     return ZooEntry(
         name,
-        preset,
+        f"{arch}-demo-mlm",
         description,
         _MLM_STEPS,
         overrides,
-        lr=MLM_LR,
+        lr=MLM_LR[arch],
         warmup=MLM_WARMUP,
         precision=ZOO_PRECISION,
         mask_prob=MLM_MASK_PROB,
@@ -134,13 +135,13 @@ def _mlm(name: str, preset: str, description: str, gating: str | None = None) ->
 
 
 ZOO: tuple[ZooEntry, ...] = (
-    _mlm("mlm-gmlp", "gmlp-demo-mlm", "gMLP (split gating), the paper's model"),
-    _mlm("mlm-amlp", "amlp-demo-mlm", "aMLP: gMLP + tiny single-head attention"),
-    _mlm("mlm-transformer", "transformer-demo-mlm", "Transformer (BERT-style) baseline"),
-    _mlm("mlm-gmlp-linear", "gmlp-demo-mlm", "ablation: s(Z) = W LN(Z) + b (no gating)", "linear"),
-    _mlm("mlm-gmlp-additive", "gmlp-demo-mlm", "ablation: s(Z) = Z + (W LN(Z) + b)", "additive"),
-    _mlm("mlm-gmlp-multiplicative", "gmlp-demo-mlm", "ablation: s(Z) = Z * (W LN(Z) + b)", "multiplicative"),
-    _mlm("mlm-gmlp-identity", "gmlp-demo-mlm", "control: s(Z) = Z (no token mixing at all)", "identity"),
+    _mlm("mlm-gmlp", "gmlp", "gMLP (split gating), the paper's model"),
+    _mlm("mlm-amlp", "amlp", "aMLP: gMLP + tiny single-head attention"),
+    _mlm("mlm-transformer", "transformer", "Transformer (BERT-style) baseline"),
+    _mlm("mlm-gmlp-linear", "gmlp", "ablation: s(Z) = W LN(Z) + b (no gating)", "linear"),
+    _mlm("mlm-gmlp-additive", "gmlp", "ablation: s(Z) = Z + (W LN(Z) + b)", "additive"),
+    _mlm("mlm-gmlp-multiplicative", "gmlp", "ablation: s(Z) = Z * (W LN(Z) + b)", "multiplicative"),
+    _mlm("mlm-gmlp-identity", "gmlp", "control: s(Z) = Z (no token mixing at all)", "identity"),
     ZooEntry("vision-gmlp", "gmlp-demo-vision", "gMLP on 8x8 digits", _VISION_STEPS, data="digits", batch_size=64),
     ZooEntry("vision-amlp", "amlp-demo-vision", "aMLP on 8x8 digits", _VISION_STEPS, data="digits", batch_size=64),
     ZooEntry(

@@ -113,10 +113,15 @@ def test_lr_sweep_writes_rows_and_resumes(tmp_path: Path, monkeypatch: pytest.Mo
     table = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
     assert list(table["lr"]) == [1e-3, 2e-3] and (table["steps"] == 2).all()
     assert (table["mask_prob"] == zoo_entry("mlm-gmlp").mask_prob).all(), "the row says how it was masked"
+    assert (table["warmup"] == zoo_entry("mlm-gmlp").warmup).all(), "and its warm-up"
     assert table["val_ppl"].gt(1).all() and table["cloze_sentences"].eq(len(load_cloze_suite())).all()
     assert table["shift_invariance"].str.count("/").eq(3).all(), "one score per layer"
     again = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
     assert len(pd.read_csv(out)) == 2 and again["val_ppl"].tolist() == table["val_ppl"].tolist()
+    # Rows from before the warm-up was recorded may be another recipe: not taken for this one.
+    pd.read_csv(out).drop(columns="warmup").to_csv(out, index=False)
+    redone = run_lr_sweep(["mlm-gmlp"], [1e-3, 2e-3], out, tmp_path / "runs", steps=2)
+    assert len(redone) == 4 and list(redone["warmup"].iloc[2:]) == [zoo_entry("mlm-gmlp").warmup] * 2
     # Stopped after training but before the row was written: summarised from the stored run, not retrained.
     out.unlink()
     (tmp_path / "runs" / "mlm-gmlp-lr0.002" / "metrics.json").unlink()

@@ -154,7 +154,8 @@ def test_committed_sweeps_span_the_demo_grid_at_one_budget_and_fit(path: Path) -
     assert set(grid.name) <= set(rows.name), "the committed sweep is the current demo grid"
     rows = rows[rows.name.isin(set(grid.name))]
     assert rows.tokens_seen.nunique() == 1 and rows.val_loss.notna().all()
-    assert len(rows[["data", "lr", "precision", "mask_prob"]].drop_duplicates()) == 1, "one recipe per CSV"
+    assert len(rows[["data", "precision", "mask_prob"]].drop_duplicates()) == 1, "one recipe per CSV"
+    assert (rows.groupby("arch").lr.nunique() == 1).all(), "one rate per architecture at every size"
     for arch, group in rows.groupby("arch"):
         assert len(group) >= 5, arch
         assert math.log10(group.non_embedding_params.max() / group.non_embedding_params.min()) >= 1.5, arch
@@ -167,13 +168,14 @@ def test_a_sweep_records_its_recipe_resumes_and_keeps_one_recipe_per_csv(tmp_pat
     """``run_sweep`` trains each point once per recipe: the rows say how they were trained, a second call skips
     every point, and a different recipe is refused for the same CSV rather than mixed into its fits."""
     from gmlp_core.sweep import run_sweep
-    from gmlp_core.zoo import MLM_MASK_PROB
+    from gmlp_core.zoo import MLM_LR, MLM_MASK_PROB
 
     out = tmp_path / "sweep.csv"
     kwargs = {"workdir": tmp_path / "runs", "data": "embedded", "precision": "fp32", "threads": 1}
     rows, fits = run_sweep("smoke", out, **kwargs)
     assert len(rows) == 4 and set(fits.arch) == {"gmlp", "transformer"}
-    assert (rows.data == "embedded").all() and (rows.precision == "fp32").all() and (rows.lr == 1e-3).all()
+    assert (rows.data == "embedded").all() and (rows.precision == "fp32").all()
+    assert (rows.lr == rows.arch.map(MLM_LR)).all(), "each architecture at its zoo rate"
     assert (rows.warmup == 1).all() and (rows.mask_prob == MLM_MASK_PROB).all() and rows.val_loss.notna().all()
     stamp = out.stat().st_mtime_ns
     again, _ = run_sweep("smoke", out, **kwargs)
