@@ -1,10 +1,10 @@
 """Run a scaling sweep: train every point of a grid, write the tidy CSV and fit power laws.
 
 ``python -m gmlp_core sweep --grid demo`` trains gMLP, aMLP and Transformer at 5 sizes each at a fixed token
-budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, the zoo's share of masked tokens, a warm-up
-of 5% of the steps, bf16 autocast, a fixed thread count) and writes ``results/sweep_demo.csv``; points already in
-the CSV (same name, tokens, device, data, rate, masking and precision) are skipped, so an interrupted sweep
-continues where it stopped.
+budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, the zoo's share of masked tokens, the zoo's
+warm-up as a share of the steps, bf16 autocast, a fixed thread count) and writes ``results/sweep_demo.csv``;
+points already in the CSV (same name, tokens, device, data, rate, masking and precision) are skipped, so an
+interrupted sweep continues where it stopped.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def run_sweep(
     from gmlp_core.checkpoints import resolve_device
     from gmlp_core.data.masking import MaskingConfig
     from gmlp_core.train import TrainConfig, train
-    from gmlp_core.zoo import MLM_LR, MLM_MASK_PROB, ZOO_PRECISION, ZOO_THREADS
+    from gmlp_core.zoo import MLM_LR, MLM_MASK_PROB, MLM_STEPS, MLM_WARMUP, ZOO_PRECISION, ZOO_THREADS
 
     rates = dict(MLM_LR) if lr is None else dict.fromkeys(MLM_LR, lr)
     mask_prob = MLM_MASK_PROB if mask_prob is None else mask_prob
@@ -76,7 +76,7 @@ def run_sweep(
     for i, point in enumerate(points, 1):
         cfg = point.config()
         steps = max(1, point.tokens // (batch_size * cfg.seq_len))
-        warmup = max(1, steps // 20)
+        warmup = max(1, round(steps * MLM_WARMUP / MLM_STEPS))  # the zoo's share: its own warm-up at its budget
         same = (
             (done["name"] == point.name)
             & (done["tokens_seen"] >= point.tokens)

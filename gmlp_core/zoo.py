@@ -86,7 +86,7 @@ ZOO_THREADS = ZooEntry.threads  # fixed, so a rebuild on this machine reproduces
 # Transformer at 2e-3 and 15% reached perplexity 22.1 with it against 48.5 with 100 steps), and bf16 autocast
 # (1.5-1.7x faster per step where the CPU has native bf16; fixed, not "auto", so every machine trains the same
 # recipe: a CPU without native bf16 emulates it, slower, and sums in another order, like any other kernel set).
-_MLM_STEPS = 8_000
+MLM_STEPS = 8_000
 MLM_MASK_PROB = 0.4
 MLM_LR = {"gmlp": 1e-3, "amlp": 2e-3, "transformer": 2e-3}
 MLM_WARMUP = 500
@@ -125,7 +125,7 @@ def _mlm(name: str, arch: str, description: str, gating: str | None = None) -> Z
         name,
         f"{arch}-demo-mlm",
         description,
-        _MLM_STEPS,
+        MLM_STEPS,
         overrides,
         lr=MLM_LR[arch],
         warmup=MLM_WARMUP,

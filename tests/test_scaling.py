@@ -164,6 +164,28 @@ def test_committed_sweeps_span_the_demo_grid_at_one_budget_and_fit(path: Path) -
     assert np.isfinite(fits.alpha).all() and np.isfinite(fits.alpha_err).all()
 
 
+def test_the_sweep_at_the_zoos_budget_is_the_zoos_recipe_and_reproduces_its_gmlp() -> None:
+    """results/sweep_demo.csv trains every size on the zoo's MLM recipe (rate, masking, warm-up, data, precision),
+    so the grid point of ``mlm-gmlp``'s own shape is that run again: the same validation loss as the shipped entry
+    (both files come from the same CPU kind; the zoo measures its fp16-stored copy of the same weights, so the two
+    losses agree to about 1e-5, not bit for bit)."""
+    from gmlp_core.checkpoints import load_metrics
+    from gmlp_core.models import preset
+    from gmlp_core.zoo import DEFAULT_ROOT, MLM_LR, zoo_entry
+
+    rows = pd.read_csv(Path(__file__).resolve().parent.parent / "results" / "sweep_demo.csv").set_index("name")
+    entry = zoo_entry("mlm-gmlp")
+    assert (rows.lr == rows.arch.map(MLM_LR)).all() and (rows.mask_prob == entry.mask_prob).all()
+    assert (rows.warmup == entry.warmup).all() and (rows.data == entry.data).all()
+    assert (rows.precision == entry.precision).all()
+    fields = ("arch", "gating", "d_model", "d_ffn", "n_layers", "n_heads", "attn_dim", "seq_len", "vocab_size")
+    shape = [getattr(preset(entry.preset, **entry.overrides), f) for f in fields]
+    same_shape = [p.name for p in load_grid("demo") if [getattr(p.config(), f) for f in fields] == shape]
+    assert same_shape == ["gmlp-d128-l4"], same_shape
+    zoo_loss = load_metrics(DEFAULT_ROOT / "mlm-gmlp")["val_loss"]
+    assert rows.loc["gmlp-d128-l4", "val_loss"] == pytest.approx(zoo_loss, abs=1e-4)
+
+
 def test_a_sweep_records_its_recipe_resumes_and_keeps_one_recipe_per_csv(tmp_path: Path) -> None:
     """``run_sweep`` trains each point once per recipe: the rows say how they were trained, a second call skips
     every point, and a different recipe is refused for the same CSV rather than mixed into its fits."""

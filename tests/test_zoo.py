@@ -141,8 +141,8 @@ def test_mlm_entries_train_at_their_architectures_best_swept_rate_and_equal_budg
     """Fair tuning (#13): every MLM entry trains at the peak rate that won its architecture's learning-rate sweep
     at the zoo's own recipe (results/lr_sweep.csv rows at the zoo's steps and masking), and that rate is bracketed:
     a lower and a higher rate were swept there too and lost. The zoo's budget was also swept at BERT's 15% masking
-    (at least 4 rates for each architecture, with the 100-step warm-up the zoo used then). Every MLM entry trains at the same number of steps and masking rate,
-    so the comparison and the ablation are at equal budget."""
+    (at least 4 rates for each architecture, with the 100-step warm-up the zoo used then). Every MLM entry trains
+    at the same number of steps and masking rate, so the comparison and the ablation are at equal budget."""
     from gmlp_core.models import preset
     from gmlp_core.tuning import best_rates
     from gmlp_core.zoo import MLM_LR
