@@ -2,8 +2,9 @@
 
 ``python -m gmlp_core sweep --grid demo`` trains gMLP, aMLP and Transformer at 5 sizes each at a fixed token
 budget on the zoo's MLM recipe (``python-docs``, the swept peak rate, the zoo's share of masked tokens, the zoo's
-warm-up as a share of the steps, bf16 autocast, a fixed thread count) and writes ``results/sweep_demo.csv``;
-points already in the CSV (same name, tokens, device, data, rate, masking and precision) are skipped, so an
+warm-up as a share of the steps, bf16 autocast, a fixed thread count) and writes ``results/sweep_demo.csv``.
+One CSV holds one recipe: a CSV with rows of other data, rate, precision or masking is refused (pass a new
+``--out``); points already in it (same name, at least the tokens, same device and warm-up) are skipped, so an
 interrupted sweep continues where it stopped.
 """
 

@@ -26,9 +26,10 @@ c4.metric("Device", lens.device.split(" ")[0])
 
 st.subheader("Pick the models to compare")
 st.caption("The pick is kept across pages and in this page's link: copy the URL to share the view.")
-cols = st.columns(len(preset_selections(lens)) or 1)
-for col, (label, names) in zip(cols, preset_selections(lens).items(), strict=False):
-    col.button(label, on_click=context.set_selection, args=(names,), width="stretch", key=f"pick-{label}")
+# A row that wraps onto the next line on a narrow screen, so no label is cut to "Main co..." on a projector.
+with st.container(horizontal=True):
+    for label, names in preset_selections(lens).items():
+        st.button(label, on_click=context.set_selection, args=(names,), key=f"pick-{label}")
 
 st.subheader("The zoo")
 st.caption("Tick **picked** to add a model to the comparison or untick it to drop it.")

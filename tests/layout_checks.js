@@ -1,5 +1,6 @@
-// Text that collides or is cut off in the page's plotly charts, from the DOM's bounding boxes.
-// Returns a list of problems, each a short string naming the chart's title and the two texts.
+// Text that collides or is cut off in the page's plotly charts, from the DOM's bounding boxes, and labels of the
+// main area's buttons and tabs cut to an ellipsis ("Main co..."), which a projector makes unreadable.
+// Returns a list of problems, each a short string naming the chart's title and the two texts, or the label.
 () => {
   const TEXT = ".gtitle, .g-xtitle, .g-ytitle, .xtick text, .ytick text, .annotation-text, .legendtext, " +
     ".cbaxis text, .cbtitle text, .g-gtitle text";
@@ -33,5 +34,12 @@
       if (hits(outer, box(other))) problems.push(`${name(chart)} overlaps the chart ${name(other)}`);
     });
   });
+  const controls = document.querySelectorAll(
+    '[data-testid="stMain"] button [data-testid="stMarkdownContainer"], [data-testid="stMain"] [role="tab"] p');
+  for (const label of controls) {
+    if (box(label).width > 0 && label.scrollWidth > label.clientWidth) {
+      problems.push(`the label "${label.textContent.trim()}" is cut off (${label.scrollWidth} px in ${label.clientWidth})`);
+    }
+  }
   return problems;
 }
