@@ -139,10 +139,11 @@ def test_ablation_table_matches_the_zoo_and_the_committed_csv() -> None:
 
 def test_mlm_entries_train_at_their_architectures_best_swept_rate_and_equal_budget() -> None:
     """Fair tuning (#13): every MLM entry trains at the peak rate that won its architecture's learning-rate sweep
-    at the zoo's own recipe (results/lr_sweep.csv rows at the zoo's steps and masking), and that rate is bracketed:
-    a lower and a higher rate were swept there too and lost. The zoo's budget was also swept at BERT's 15% masking
-    (at least 4 rates for each architecture, with the 100-step warm-up the zoo used then). Every MLM entry trains
-    at the same number of steps and masking rate, so the comparison and the ablation are at equal budget."""
+    at the zoo's own recipe (results/lr_sweep.csv rows at the zoo's steps, masking and warm-up, at least 4 rates for
+    each architecture), and that rate is bracketed: a lower and a higher rate were swept there too and lost. The
+    zoo's budget was also swept at BERT's 15% masking (at least 4 rates each, with the 100-step warm-up the zoo
+    used then). Every MLM entry trains at the same number of steps and masking rate, so the comparison and the
+    ablation are at equal budget."""
     from gmlp_core.models import preset
     from gmlp_core.tuning import best_rates
     from gmlp_core.zoo import MLM_LR
@@ -158,6 +159,7 @@ def test_mlm_entries_train_at_their_architectures_best_swept_rate_and_equal_budg
     best = best_rates(recipe).set_index("entry")["lr"]
     for name, arch in flagships.items():
         rates = set(recipe[recipe.entry == name].lr)
+        assert len(rates) >= 4, f"{name}: {sorted(rates)} at the zoo's recipe"
         chosen = entry_config(zoo_entry(name), DEFAULT_ROOT).lr
         assert chosen == pytest.approx(best[name]) == pytest.approx(MLM_LR[arch]), name
         assert min(rates) < chosen < max(rates), f"{name}: {chosen} is not bracketed by the rates swept, {rates}"
