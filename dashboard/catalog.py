@@ -150,10 +150,10 @@ def inspect_checkpoint(candidate: Candidate) -> dict[str, Any]:
         cfg = read_config(candidate.path)
         row |= {k: v for k, v in config_summary(cfg).items() if k in ZOO_COLUMNS} | {"data": cfg.extra.get("data")}
         load_state(candidate.path, cfg)  # validates every tensor against the config
-        if cfg.task == "mlm":
+        if cfg.is_text:
             tok = load_tokenizer(candidate.path)
             if tok is None:
-                raise ValueError(f"{candidate.name}: an MLM checkpoint needs tokenizer.json next to its weights")
+                raise ValueError(f"{candidate.name}: a text model needs tokenizer.json next to its weights")
             if tok.get_vocab_size() > cfg.vocab_size:
                 raise ValueError(
                     f"{candidate.name}: tokenizer.json has {tok.get_vocab_size()} tokens but the model only "
@@ -167,9 +167,9 @@ def inspect_checkpoint(candidate: Candidate) -> dict[str, Any]:
     row |= {
         "data": metrics.get("data") or row["data"],
         "steps": metrics.get("steps"),
-        "val_ppl": metrics.get("val_ppl") if cfg.task == "mlm" else None,
-        "val_accuracy": metrics.get("val_accuracy"),
-        "cloze": _cloze(metrics) if cfg.task == "mlm" else None,
+        "val_ppl": metrics.get("val_ppl") if cfg.spec.fill_mask else None,
+        "val_accuracy": metrics.get("val_accuracy") if cfg.spec.classes else metrics.get("val_f1"),
+        "cloze": _cloze(metrics) if cfg.spec.fill_mask else None,
         "status": "ok",
         "error": "",
     }

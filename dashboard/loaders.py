@@ -134,7 +134,7 @@ def load(checkpoint: Checkpoint) -> Loaded:
     model = load_checkpoint(path, device="auto")
     for p in model.parameters():
         p.requires_grad_(False)  # shared between sessions: nothing may accumulate gradients in it
-    tokenizer = load_tokenizer(path) if model.config.task == "mlm" else None
+    tokenizer = load_tokenizer(path) if model.config.is_text else None
     log.info("loaded %s on %s", path, model.device)
     return Loaded(checkpoint.name, path, model.eval(), tokenizer, model.config)
 

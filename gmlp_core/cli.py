@@ -1,4 +1,4 @@
-"""Command line: ``python -m gmlp_core {train,eval,probe,presets,convert,import,zoo,sweep} ...``.
+"""Command line: ``python -m gmlp_core {train,finetune,eval,probe,presets,convert,import,zoo,sweep} ...``.
 
 Each subcommand is a (name, help, add_arguments, run) entry in ``SUBCOMMANDS``.
 """
@@ -114,10 +114,96 @@ def _train_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- finetune -------------------------------------------------------------------------------
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    from gmlp_core.data.finetune import FINETUNE_TASKS
+    from gmlp_core.train.finetune import FINETUNE_RECIPE as R
+
+    p.add_argument("checkpoint", help="a pretrained MLM checkpoint folder (its trunk and tokenizer start the run)")
+    tasks = ", ".join(f"{name} ({task.analogue})" for name, task in FINETUNE_TASKS.items())
+    p.add_argument("--task", required=True, choices=list(FINETUNE_TASKS), metavar="NAME", help=tasks)
+    p.add_argument("--out", default=None, help="output checkpoint folder (default runs/finetune/CKPT-TASK)")
+    p.add_argument(
+        "--data", default=None, help="hub tasks only: a folder of train/validation files in the hub's columns"
+    )
+    p.add_argument("--steps", type=int, default=R.steps, help=f"optimizer steps (default {R.steps})")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the architecture's)")
+    p.add_argument("--warmup", type=int, default=R.warmup, help=f"warm-up steps (default {R.warmup})")
+    p.add_argument("--batch-size", type=int, default=R.batch_size)
+    p.add_argument("--seed", type=int, default=0, help="the new head's initialisation and the batch order")
+    p.add_argument("--eval-every", type=int, default=R.eval_every)
+    p.add_argument("--save-every", type=int, default=0, help="save a resumable state every N steps (0: end only)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state")
+    p.add_argument("--overwrite", action="store_true", help="replace a different model already in OUT")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:1")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="stored weights")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    _precision_arg(p, "auto", "the training steps' precision (validation runs in fp32)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _finetune_run(a: argparse.Namespace) -> int:
+    from gmlp_core.checkpoints import read_config
+    from gmlp_core.train import TrainConfig, train
+    from gmlp_core.train.finetune import finetune_lr
+
+    lr = a.lr if a.lr is not None else finetune_lr(read_config(a.checkpoint).arch)
+    cfg = TrainConfig(
+        init_from=a.checkpoint,
+        task=a.task,
+        out=a.out or f"runs/finetune/{Path(a.checkpoint).name}-{a.task.replace(':', '-')}",
+        data=a.data,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=lr,
+        warmup=a.warmup,
+        seed=a.seed,
+        eval_every=a.eval_every,
+        save_every=a.save_every,
+        snapshot_every=0,
+        device=a.device,
+        resume=a.resume,
+        overwrite=a.overwrite,
+        dtype=a.dtype,
+        precision=a.precision,
+        progress=not a.no_progress and sys.stderr.isatty(),
+        threads=a.threads,
+    )
+    result = train(cfg)
+    if result.metrics:
+        print(json.dumps({"checkpoint": str(result.checkpoint), **result.metrics}, indent=2))
+    return 0
+
+
+# ---- finetune-study --------------------------------------------------------------------------
+def _study_args(p: argparse.ArgumentParser) -> None:
+    from gmlp_core.finetune_study import SOURCES, STAGES, TASKS
+
+    p.add_argument("--stage", required=True, choices=STAGES, help="rates first; then seeds, scratch, control")
+    p.add_argument("--root", default="checkpoints", help="where the pretrained sources are (default checkpoints)")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), help="pretrained checkpoints under --root")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), help="finetuning tasks")
+    p.add_argument("--out", default="results/finetune.csv", help="the study's CSV (rows already there are skipped)")
+    p.add_argument("--workdir", default="runs/finetune_study", help="where the runs' checkpoints go")
+
+
+def _study_run(a: argparse.Namespace) -> int:
+    from gmlp_core.finetune_study import run_study, summary_table
+
+    rows = run_study(a.stage, Path(a.root), Path(a.out), Path(a.workdir), tuple(a.sources), tuple(a.tasks))
+    print(summary_table(rows).to_string(index=False))
+    return 0
+
+
 # ---- eval -----------------------------------------------------------------------------------
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
-    p.add_argument("--data", default=None, help="default: the data the checkpoint was trained on")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="default: the data the checkpoint was trained on (a finetuned model: its task; a hub task needs "
+        "--data TASK to read the hub, or --data FOLDER)",
+    )
     p.add_argument("--device", default="auto")
     _precision_arg(p, "fp32", "fp32 (default) reproduces metrics.json; bf16/auto trade the last digits for speed")
 
@@ -160,7 +246,7 @@ def _probe_run(a: argparse.Namespace) -> int:
     from gmlp_core.checkpoints import load_checkpoint, load_tokenizer
 
     model = load_checkpoint(a.checkpoint, device=a.device)
-    tokenizer = load_tokenizer(a.checkpoint) if model.config.task == "mlm" else None
+    tokenizer = load_tokenizer(a.checkpoint) if model.config.is_text else None
     held_out = iv.validation_data(model, tokenizer, a.data)
     if a.sweep:
         print(iv.band_sweep(model, held_out).to_json(orient="records", indent=2))
@@ -200,8 +286,8 @@ def _cloze_run(a: argparse.Namespace) -> int:
     items = load_cloze_suite(a.suite or CLOZE_FILE)
     for folder in a.checkpoint:
         model = load_checkpoint(folder, device=a.device)
-        if model.config.task != "mlm":
-            raise ValueError(f"{folder}: a {model.config.task} model; the cloze suite needs an MLM checkpoint")
+        if not model.config.spec.fill_mask:
+            raise ValueError(f"{folder}: a {model.config.spec.label} model; the cloze suite needs an MLM checkpoint")
         tokenizer = load_tokenizer(folder)
         if tokenizer is None:
             raise ValueError(f"{folder}: no tokenizer.json next to the weights")
@@ -442,6 +528,13 @@ def _sweep_run(a: argparse.Namespace) -> int:
 
 SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("train", "train a model (torchrun-aware)", _train_args, _train_run),
+    (
+        "finetune",
+        "finetune a pretrained MLM checkpoint on a task (a new head on its trunk)",
+        _finetune_args,
+        _finetune_run,
+    ),
+    ("finetune-study", "the finetuning study: rates, seeds, from scratch, controls", _study_args, _study_run),
     ("eval", "evaluate a checkpoint, print JSON", _eval_args, _eval_run),
     ("probe", "edit W (or attention) and measure what the model loses", _probe_args, _probe_run),
     ("cloze", "score MLM checkpoints on the cloze suite (top-1 / top-k)", _cloze_args, _cloze_run),
@@ -468,7 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command in ("zoo", "sweep", "tune", "import") else logging.WARNING
+        level=logging.INFO
+        if args.verbose or args.command in ("zoo", "sweep", "tune", "import", "finetune-study")
+        else logging.WARNING
     )
     try:
         return args.run(args)

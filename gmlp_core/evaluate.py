@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: validation perplexity (MLM) or accuracy (vision), as a dict.
+"""Evaluate a checkpoint: validation perplexity (MLM), accuracy (vision), or a finetuned model's validation and
+test metrics on its task (accuracy; exact match and F1 for spans), as a dict.
 
 Uses the checkpoint's own tokenizer and the same deterministic validation batches as training, so
 it reproduces the number that training stored in ``metrics.json``.
@@ -13,8 +14,9 @@ from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_tokeniz
 from gmlp_core.data.canvas import CANVAS_DIGITS
 from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import autocast, resolve_precision
-from gmlp_core.models import ModelConfig
-from gmlp_core.train.data import LEGACY_VAL_WINDOWS, build_task_data
+from gmlp_core.models import LensModel, ModelConfig
+from gmlp_core.train.data import LEGACY_VAL_WINDOWS, FinetuneData, build_task_data
+from gmlp_core.train.finetune import recorded_task
 
 
 def evaluate_checkpoint(
@@ -26,9 +28,11 @@ def evaluate_checkpoint(
     pass under bf16 autocast (where fast, for ``auto``), which moves the loss in its third or fourth digit."""
     model = load_checkpoint(path, device=device)
     cfg = model.config
+    if not cfg.spec.fill_mask and cfg.is_text:
+        return _evaluate_finetuned(model, path, data, precision)
     spec = data or _default_data(cfg, path)
     tokenizer = None
-    if cfg.task == "mlm":
+    if cfg.is_text:
         tokenizer = load_tokenizer(path)
         if tokenizer is None:
             raise CheckpointError(f"{Path(path) / 'tokenizer.json'}: an MLM checkpoint needs its tokenizer to evaluate")
@@ -37,6 +41,31 @@ def evaluate_checkpoint(
     with autocast(resolved, model.device):
         metrics = task_data.evaluate(model)
     return {"checkpoint": str(path), "data": task_data.name, "precision": resolved, **metrics}
+
+
+def _evaluate_finetuned(model: LensModel, path: str | Path, data: str | None, precision: str) -> dict[str, Any]:
+    """Validation and test metrics of a finetuned checkpoint on the task it records. A built-in task takes no
+    data; a hub task reads the hub only when ``data`` names the task itself, else ``data`` is a local folder."""
+    cfg = model.config
+    task = recorded_task(cfg, str(Path(path) / "config.json"))
+    source = None
+    if not task.built_in:
+        if data is None:
+            raise ValueError(
+                f"{path} was finetuned on {task.name}, which is not built in: pass --data {task.name} to read it from "
+                "the hub, or --data FOLDER for local files in its columns"
+            )
+        source = None if data == task.name else data
+    elif data is not None and data != task.name:
+        raise ValueError(f"{path} was finetuned on {task.name}, built from Python's documentation: it takes no --data")
+    tokenizer = load_tokenizer(path)
+    if tokenizer is None:
+        raise CheckpointError(f"{Path(path) / 'tokenizer.json'}: a text model needs its tokenizer to evaluate")
+    task_data = FinetuneData.build(task.name, tokenizer, cfg.seq_len, source=source)
+    resolved = resolve_precision(precision, model.device)
+    with autocast(resolved, model.device):
+        metrics = task_data.evaluate(model) | task_data.evaluate(model, "test")
+    return {"checkpoint": str(path), "data": task.name, "precision": resolved, **metrics}
 
 
 def _val_windows(cfg: ModelConfig) -> int:

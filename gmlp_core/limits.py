@@ -77,11 +77,14 @@ def estimate_parameters(cfg: ModelConfig) -> int:
             a = cfg.attn_dim
             block += (d * 3 * a + 3 * a) + (a * g + g)
     position = n * d if cfg.arch == "transformer" else 0
-    if cfg.task == "mlm":
-        embed = cfg.vocab_size * d + position
+    spec = cfg.spec
+    tokens = cfg.vocab_size * d if spec.is_text else cfg.in_channels * cfg.patch_size**2 * d + d
+    embed = tokens + position
+    if spec.fill_mask:
         head = (d * d + d) + norm + cfg.vocab_size if cfg.mlm_head == "bert" else d * cfg.vocab_size + cfg.vocab_size
+    elif spec.span:
+        head = d * 2 + 2
     else:
-        embed = cfg.in_channels * cfg.patch_size**2 * d + d + position
         head = d * cfg.num_classes + cfg.num_classes
     return embed + layers * block + norm + head
 
@@ -109,13 +112,14 @@ def check_config(cfg: ModelConfig, limits: Limits | None = None, source: str = "
     if cfg.n_layers > limits.max_layers:
         raise LimitError(f"{source}: n_layers={cfg.n_layers} is above the limit of {limits.max_layers} layers")
     if cfg.seq_len > limits.max_seq_len:
-        field = "seq_len" if cfg.task == "mlm" else "image_size / patch_size"
+        field = "seq_len" if cfg.is_text else "image_size / patch_size"
         raise LimitError(
             f"{source}: {field} gives n={cfg.seq_len} positions, above the limit of {limits.max_seq_len} "
             "(every layer holds n x n maps)"
         )
     widths = ["d_model", "d_ffn", "attn_dim", "n_heads"]
-    widths += ["vocab_size"] if cfg.task == "mlm" else ["image_size", "num_classes", "in_channels"]
+    widths += ["vocab_size"] if cfg.is_text else ["image_size", "in_channels"]
+    widths += ["num_classes"] if cfg.spec.classes else []
     for name in widths:
         if getattr(cfg, name) > limits.max_width:
             raise LimitError(f"{source}: {name}={getattr(cfg, name)} is above the limit of {limits.max_width:,}")

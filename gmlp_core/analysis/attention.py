@@ -26,9 +26,9 @@ def model_inputs(
     """
     cfg = model.config
     device = next(model.parameters()).device
-    if cfg.task == "mlm":
+    if cfg.is_text:
         if input_ids is None or pixel_values is not None:
-            raise ValueError("an MLM model takes input_ids (B, L), not pixel_values")
+            raise ValueError(f"a {cfg.spec.label} model takes input_ids (B, L), not pixel_values")
         ids = torch.as_tensor(input_ids, dtype=torch.long, device=device)
         return {"input_ids": ids[None] if ids.dim() == 1 else ids}
     if pixel_values is None or input_ids is not None:

@@ -88,8 +88,8 @@ def _check_score(score: str) -> None:
 
 def _mlm_ids(model: nn.Module, inputs: str | Tensor | Sequence[int], tokenizer: Tokenizer | None) -> Tensor:
     cfg = model.config
-    if cfg.task != "mlm":
-        raise ValueError("this is a vision model: use integrated_gradients_image / explain_image")
+    if not cfg.spec.fill_mask:
+        raise ValueError(f"this is a {cfg.spec.label} model: the MLM attributions explain a masked-word prediction")
     if isinstance(inputs, str):
         if tokenizer is None:
             raise ValueError("pass the tokenizer to explain a text (or pass token ids)")
@@ -222,8 +222,8 @@ def explain_mlm(
 
 def _pixels(model: nn.Module, pixel_values: Tensor | np.ndarray, target: int) -> Tensor:
     cfg = model.config
-    if cfg.task != "vision":
-        raise ValueError("this is an MLM model: use integrated_gradients_mlm / explain_mlm")
+    if cfg.is_text:
+        raise ValueError(f"this is a {cfg.spec.label} model: use integrated_gradients_mlm / explain_mlm for text")
     param = next(model.parameters())
     x = torch.as_tensor(pixel_values).to(device=param.device, dtype=param.dtype)
     x = x[None] if x.dim() == 3 else x

@@ -8,8 +8,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gmlp_core.models.tasks import TASK_SPECS, TaskSpec
+
 ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
-TASKS: tuple[str, ...] = ("mlm", "vision")
+TASKS: tuple[str, ...] = tuple(TASK_SPECS)
 GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear", "identity")
 SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
 MLM_HEADS: tuple[str, ...] = ("bert", "linear")
@@ -113,7 +115,9 @@ class ModelConfig:
             fail(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             fail(f"dropout={self.dropout} must be in [0, 1)")
-        if self.task == "mlm":
+        if self.spec.classes and self.num_classes < 2:
+            fail(f"num_classes={self.num_classes} must be at least 2 for task {self.task!r}")
+        if self.spec.is_text:
             if self.vocab_size < 2:
                 fail(f"vocab_size={self.vocab_size} must be at least 2")
             if self.seq_len < 1:
@@ -123,11 +127,21 @@ class ModelConfig:
         else:
             if self.patch_size < 1 or self.image_size % self.patch_size:
                 fail(f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}")
-            if self.in_channels < 1 or self.num_classes < 2:
-                fail("vision needs in_channels >= 1 and num_classes >= 2")
+            if self.in_channels < 1:
+                fail("an image model needs in_channels >= 1")
             n = (self.image_size // self.patch_size) ** 2
             # The sequence length of a vision model is the number of patches: keep them consistent.
             object.__setattr__(self, "seq_len", n)
+
+    @property
+    def spec(self) -> TaskSpec:
+        """What the task is (input kind, head, headline metric): ``gmlp_core.models.tasks``."""
+        return TASK_SPECS[self.task]
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the model reads token ids (MLM and the finetuning heads) rather than images."""
+        return self.spec.is_text
 
     @property
     def gate_dim(self) -> int:
@@ -155,7 +169,7 @@ class ModelConfig:
 
         Every spatial analysis (decomposition, locality, filters) takes its grid from here.
         """
-        return self.grid_size if self.task == "vision" else None
+        return None if self.is_text else self.grid_size
 
     @property
     def has_spatial_weights(self) -> bool:

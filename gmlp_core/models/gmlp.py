@@ -90,11 +90,18 @@ class TinyAttention(nn.Module):
         self.causal = config.causal
         self.qkv = nn.Linear(config.d_model, 3 * config.attn_dim)
         self.proj = nn.Linear(config.attn_dim, config.gate_dim)
+        self.static_attention: Tensor | None = None  # (1, L, L) fixed probabilities: see TransformerBlock
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         q, k, v = self.qkv(x)[:, None].chunk(3, dim=-1)  # each (B, 1, L, attn_dim)
         out, probs = attention(
-            q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, need_weights=need_weights
+            q,
+            k,
+            v,
+            causal=self.causal,
+            key_padding_mask=key_padding_mask,
+            need_weights=need_weights,
+            static=self.static_attention,
         )
         return self.proj(out[:, 0]), probs  # (B, L, gate_dim), (B, 1, L, L) | None
 

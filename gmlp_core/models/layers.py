@@ -20,6 +20,7 @@ def attention(
     causal: bool,
     key_padding_mask: Tensor | None = None,
     need_weights: bool = False,
+    static: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Scaled dot-product attention over ``(B, H, L, D)`` tensors.
 
@@ -30,8 +31,14 @@ def attention(
     bfloat16 on a CPU takes the explicit path too: there torch's fused kernel (flash attention) is 3-5x slower
     than two small GEMMs and a softmax at the sizes these models use (``benchmarks/bench_attention.py``), and
     gMLP-family sequences are short (a fixed ``n``), so the ``L x L`` probabilities are small.
+
+    ``static`` ``(H, L, L)`` replaces the probabilities with a fixed mixing matrix, the same for every input (the
+    finetuning study's control: attention averaged over inputs, a W of its own); q, k and the mask are unused.
     """
     length = q.shape[-2]
+    if static is not None:
+        probs = static[:, :length, :length].to(v.dtype).expand(q.shape[0], -1, -1, -1)  # (B, H, L, L)
+        return torch.einsum("b h i j, b h j d -> b h i d", probs, v), probs if need_weights else None
     mask = None
     if key_padding_mask is not None:
         mask = key_padding_mask.bool()[:, None, None, :]  # (B, 1, 1, L)

@@ -25,7 +25,7 @@ IGNORE_INDEX = -100
 class ModelOutput:
     """What ``forward`` returns (HF style: optional fields are filled only when asked).
 
-    - ``logits``: ``(B, L, vocab)`` for MLM or ``(B, classes)`` for vision. For MLM with ``labels``
+    - ``logits``: ``(B, L, vocab)`` for MLM or ``(B, classes)`` for vision and text classification. For MLM with ``labels``
       the full logits are skipped unless ``output_logits=True``: most of the cost is the vocabulary
       projection of positions that are not predicted.
     - ``masked_logits``: ``(N, vocab)`` logits of the N predicted positions (MLM with labels).
@@ -33,6 +33,7 @@ class ModelOutput:
     - ``hidden_states``: the embeddings and every block's output, ``(B, L, d_model)`` each.
     - ``gates``: per layer the input-dependent gate ``W LN(Z2) + b (+ attention)``, ``(B, L, gate_dim)``.
     - ``last_hidden_state``: the trunk's output after the final norm, ``(B, L, d_model)`` (what the head reads).
+    - ``start_logits``, ``end_logits``: ``(B, L)`` each, for an extractive span head.
     """
 
     logits: Tensor | None = None
@@ -42,6 +43,8 @@ class ModelOutput:
     hidden_states: tuple[Tensor, ...] | None = None
     gates: tuple[Tensor, ...] | None = None
     last_hidden_state: Tensor | None = None
+    start_logits: Tensor | None = None
+    end_logits: Tensor | None = None
 
 
 def _on_meta() -> bool:
@@ -86,20 +89,26 @@ class PatchEmbedding(nn.Module):
 
 
 class LensModel(nn.Module):
-    """gMLP, aMLP or Transformer for masked language modelling or image classification."""
+    """gMLP, aMLP or Transformer for masked language modelling, image or text classification, or span extraction.
+
+    The head is the task's (``config.spec``): BERT's MLM head, a linear classifier on the mean of the real
+    positions (images: every patch; text: the tokens ``attention_mask`` marks), or BERT's span head, a
+    ``Linear(d_model, 2)`` giving every position a start and an end logit.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = TokenEmbedding(config) if config.task == "mlm" else PatchEmbedding(config)
+        spec = config.spec
+        self.embed = TokenEmbedding(config) if spec.is_text else PatchEmbedding(config)
         block = TransformerBlock if config.arch == "transformer" else GMLPBlock
         self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        if config.task == "mlm" and config.mlm_head == "linear":
+        if spec.fill_mask and config.mlm_head == "linear":
             # g-mlp-pytorch's head: the final norm, then an untied Linear(d_model, vocab) with its own bias.
             self.head = nn.Linear(config.d_model, config.vocab_size)
             self.decoder_bias = None
-        elif config.task == "mlm":
+        elif spec.fill_mask:
             # BERT's MLM head: dense + GELU + LayerNorm, then a decoder tied to the token embedding
             # (only its bias is a separate parameter, so safetensors sees no shared tensors).
             self.head = nn.Sequential(
@@ -108,6 +117,9 @@ class LensModel(nn.Module):
                 nn.LayerNorm(config.d_model, eps=config.layer_norm_eps),
             )
             self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        elif spec.span:
+            self.head = nn.Linear(config.d_model, 2)  # start and end logits per position
+            self.decoder_bias = None
         else:
             self.head = nn.Linear(config.d_model, config.num_classes)
             self.decoder_bias = None
@@ -137,9 +149,9 @@ class LensModel(nn.Module):
         cfg = self.config
         if inputs_embeds is not None:
             return inputs_embeds
-        if cfg.task == "mlm":
+        if cfg.is_text:
             if input_ids is None:
-                raise ValueError("an MLM model needs input_ids (B, L) or inputs_embeds")
+                raise ValueError(f"a {cfg.spec.label} model needs input_ids (B, L) or inputs_embeds")
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
             if input_ids.shape[1] > cfg.seq_len:
@@ -200,8 +212,15 @@ class LensModel(nn.Module):
         output_hidden_states: bool = False,
         output_gates: bool = False,
         output_logits: bool = False,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
     ) -> ModelOutput:
-        """The trunk, then the task head (see ``trunk`` for ``attention_mask``)."""
+        """The trunk, then the task head (see ``trunk`` for ``attention_mask``).
+
+        ``labels``: MLM ``(B, L)`` word-piece ids, -100 where nothing is predicted; classification ``(B,)``.
+        ``start_positions`` / ``end_positions`` ``(B,)``: a span head's answer, -100 for an example without one
+        in the input (its answer was truncated away), which then adds nothing to the loss.
+        """
         out = self.trunk(
             input_ids,
             pixel_values,
@@ -212,10 +231,17 @@ class LensModel(nn.Module):
             output_gates,
         )
         x = out.last_hidden_state  # (B, L, d_model)
-        if self.config.task == "vision":
-            out.logits = self.head(x.mean(dim=1))  # (B, classes)
+        spec = self.config.spec
+        if spec.classes:
+            out.logits = self.head(_mean_over(x, attention_mask))  # (B, classes)
             if labels is not None:
                 out.loss = F.cross_entropy(out.logits, labels)
+            return out
+        if spec.span:
+            logits = self.head(x)  # (B, L, 2)
+            out.start_logits, out.end_logits = logits[..., 0], logits[..., 1]  # (B, L) each
+            if start_positions is not None and end_positions is not None:
+                out.loss = _span_loss(out.start_logits, out.end_logits, start_positions, end_positions)
             return out
         if labels is None or output_logits:
             out.logits = self.decode(x)  # (B, L, vocab)
@@ -248,6 +274,24 @@ class LensModel(nn.Module):
             )
             raise ValueError(f"this model has no spatial weights W ({why}); use output_attentions=True instead")
         return [block.sgu.spatial for block in self.blocks]
+
+
+def _mean_over(x: Tensor, mask: Tensor | None) -> Tensor:
+    """The mean of ``x`` (B, L, d) over the positions ``mask`` (B, L) marks (all of them without a mask)."""
+    if mask is None:
+        return x.mean(dim=1)
+    weights = mask.to(x.dtype).unsqueeze(-1)  # (B, L, 1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, d)
+
+
+def _span_loss(start_logits: Tensor, end_logits: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """BERT's span loss: the mean of the start and end cross-entropies over the examples with an answer."""
+    keep = start != IGNORE_INDEX  # (B,)
+    if not bool(keep.any()):
+        return start_logits.sum() * 0.0  # nothing to learn from this batch, still connected to the graph
+    loss_start = F.cross_entropy(start_logits[keep].float(), start[keep])
+    loss_end = F.cross_entropy(end_logits[keep].float(), end[keep])
+    return (loss_start + loss_end) / 2
 
 
 def build_model(config: ModelConfig) -> LensModel:

@@ -28,7 +28,7 @@ def count_parameters(cfg_or_model: ModelConfig | nn.Module, non_embedding: bool 
     else:
         model = cfg_or_model
     cfg = getattr(model, "config", None)
-    untied = cfg is not None and cfg.task == "mlm" and cfg.mlm_head == "linear"
+    untied = cfg is not None and cfg.spec.fill_mask and cfg.mlm_head == "linear"
     prefixes = _EMBEDDING_PREFIXES + (("head.",) if untied else ())
     total = 0
     for name, p in model.named_parameters():
@@ -58,12 +58,17 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
             a = cfg.attn_dim
             per_layer += 2 * (3 * d * a + a * cfg.gate_dim) + 2 * 2 * n * a
     total = layers * per_layer
-    if cfg.task == "vision":
+    spec = cfg.spec
+    if not spec.is_text:
         total += 2 * cfg.patch_size**2 * cfg.in_channels * d
-        if include_head:
-            total += (2 * d * cfg.num_classes) // n
-    elif include_head:
+    if not include_head:
+        pass
+    elif spec.fill_mask:
         total += 2 * (d * d + d * cfg.vocab_size) if cfg.mlm_head == "bert" else 2 * d * cfg.vocab_size
+    elif spec.span:
+        total += 2 * d * 2
+    else:
+        total += (2 * d * cfg.num_classes) // n  # the pooled classifier, amortised over the positions
     return int(total)
 
 

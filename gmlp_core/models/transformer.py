@@ -23,6 +23,9 @@ class TransformerBlock(nn.Module):
         self.proj_in = nn.Linear(config.d_model, config.d_ffn)
         self.proj_out = nn.Linear(config.d_ffn, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
+        # (H, L, L) fixed attention probabilities instead of softmax(q k^T), or None: a plain attribute, set only
+        # on a copy of a model by ``gmlp_core.analysis.static_attention`` (not a parameter, not in checkpoints)
+        self.static_attention: Tensor | None = None
 
     def forward(
         self,
@@ -35,7 +38,13 @@ class TransformerBlock(nn.Module):
         qkv = self.qkv(self.norm1(x)).view(b, length, 3, self.n_heads, d // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, L, d_head)
         out, probs = attention(
-            q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, need_weights=output_attentions
+            q,
+            k,
+            v,
+            causal=self.causal,
+            key_padding_mask=key_padding_mask,
+            need_weights=output_attentions,
+            static=self.static_attention,
         )
         out = out.transpose(1, 2).reshape(b, length, d)  # (B, L, d_model)
         x = x + self.dropout(self.attn_out(out))

@@ -13,6 +13,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gmlp_core.data.finetune import (
+    EncodedExample,
+    Example,
+    encode_example,
+    exact_match,
+    f1_score,
+    finetune_task,
+    load_task_splits,
+)
 from gmlp_core.data.masking import MaskingConfig, mlm_batch, validation_batches
 from gmlp_core.data.text import TextCorpus, load_text_corpus
 from gmlp_core.data.tokenizer import train_tokenizer
@@ -158,6 +167,163 @@ class CanvasDigitsData(VisionData):
             "pixel_values": place_on_canvas(self.x_train[idx], rows, cols, self.canvas),
             "labels": self.y_train[idx],
         }
+
+
+MAX_ANSWER_TOKENS = 16  # a span prediction's longest answer, in word pieces
+
+
+@dataclass
+class EncodedSplit:
+    """A finetuning split encoded once: the examples, what the model reads and the targets, as tensors."""
+
+    examples: tuple[Example, ...]
+    encoded: tuple[EncodedExample, ...]
+    input_ids: torch.Tensor  # (N, n)
+    attention_mask: torch.Tensor  # (N, n)
+    labels: torch.Tensor  # (N,) class ids (classification)
+    start: torch.Tensor  # (N,) span tasks: answer positions, -100 when truncated away
+    end: torch.Tensor
+
+    @classmethod
+    def build(cls, tokenizer: Any, examples: tuple[Example, ...], seq_len: int, span: bool) -> EncodedSplit:
+        encoded = tuple(encode_example(tokenizer, e, seq_len, span) for e in examples)
+        return cls(
+            examples,
+            encoded,
+            torch.tensor([e.input_ids for e in encoded], dtype=torch.long).reshape(-1, seq_len),
+            torch.tensor([e.attention_mask for e in encoded], dtype=torch.long).reshape(-1, seq_len),
+            torch.tensor([e.label for e in examples], dtype=torch.long),
+            torch.tensor([e.start for e in encoded], dtype=torch.long),
+            torch.tensor([e.end for e in encoded], dtype=torch.long),
+        )
+
+    def batch(self, idx: torch.Tensor, span: bool) -> dict[str, torch.Tensor]:
+        batch = {"input_ids": self.input_ids[idx], "attention_mask": self.attention_mask[idx]}
+        if span:
+            return batch | {"start_positions": self.start[idx], "end_positions": self.end[idx]}
+        return batch | {"labels": self.labels[idx]}
+
+
+def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """The (start, end) pair with the highest ``start + end`` logit per row, ``start <= end < start + 16``, both
+    where ``allowed`` (B, L) is true (the context's word pieces): ``(B, 2)``."""
+    length = start_logits.shape[1]
+    scores = start_logits.float().unsqueeze(2) + end_logits.float().unsqueeze(1)  # (B, L, L): [start, end]
+    i = torch.arange(length)
+    ok = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + MAX_ANSWER_TOKENS)  # (L, L)
+    ok = ok[None] & allowed[:, :, None] & allowed[:, None, :]
+    scores = scores.masked_fill(~ok.to(scores.device), float("-inf")).flatten(1)  # (B, L*L)
+    best = scores.argmax(dim=1)
+    return torch.stack((best // length, best % length), dim=1).cpu()
+
+
+@dataclass
+class FinetuneData:
+    """A finetuning task's splits, encoded with the pretrained model's tokenizer: training batches drawn by step,
+    validation (and test) metrics: accuracy for classification; exact match and F1 (SQuAD's) for spans."""
+
+    task: str  # a FINETUNE_TASKS name
+    tokenizer: Any
+    seq_len: int
+    splits: dict[str, EncodedSplit]
+    batch_size: int = 32
+    seed: int = 0
+    source: str | None = None  # the hub tasks' local files, when given
+    tokens_per_step: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens_per_step = self.batch_size * self.seq_len
+
+    @property
+    def name(self) -> str:
+        return self.task
+
+    @property
+    def span(self) -> bool:
+        return finetune_task(self.task).head == "span"
+
+    @classmethod
+    def build(
+        cls, task: str, tokenizer: Any, seq_len: int, batch_size: int = 32, seed: int = 0, source: str | None = None
+    ) -> FinetuneData:
+        spec = finetune_task(task)
+        raw = load_task_splits(task, source)
+        span = spec.head == "span"
+        splits = {
+            name: EncodedSplit.build(tokenizer, raw.split(name), seq_len, span)
+            for name in ("train", "validation", "test")
+        }
+        return cls(task, tokenizer, seq_len, splits, batch_size, seed, source)
+
+    def train_batch(self, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1))
+        train = self.splits["train"]
+        idx = torch.randint(0, len(train.examples), (self.batch_size,), generator=g)
+        return train.batch(idx, self.span)
+
+    @torch.no_grad()
+    def predict(self, model: torch.nn.Module, split: str = "validation") -> dict[str, Any]:
+        """Per example of ``split``: the predicted class and its probabilities, or the predicted span and text."""
+        data = self.splits[split]
+        probs, spans = [], []
+        for i in range(0, len(data.examples), 256):
+            idx = torch.arange(i, min(i + 256, len(data.examples)))
+            batch = {k: v.to(model.device) for k, v in data.batch(idx, self.span).items()}
+            if self.span:
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                spans.append(best_spans(out.start_logits, out.end_logits, _context_mask(data, idx)))
+            else:
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                probs.append(out.logits.float().softmax(-1).cpu())
+        if self.span:
+            found = torch.cat(spans)
+            texts = [
+                span_text(e, ex, int(s), int(t))
+                for e, ex, (s, t) in zip(data.encoded, data.examples, found, strict=True)
+            ]
+            return {"spans": found, "texts": texts}
+        p = torch.cat(probs)
+        return {"probs": p, "predictions": p.argmax(-1)}
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, split: str = "validation") -> dict[str, float]:
+        """``split``'s metrics, named with its prefix (``val_`` or ``test_``): loss and accuracy, or exact match
+        and F1 (an answer that truncation cut off counts as missed)."""
+        prefix = "val" if split == "validation" else split
+        data = self.splits[split]
+        n = len(data.examples)
+        nll = 0.0
+        for i in range(0, n, 256):
+            idx = torch.arange(i, min(i + 256, n))
+            batch = {k: v.to(model.device) for k, v in data.batch(idx, self.span).items()}
+            nll += model(**batch).loss.float().item() * len(idx)
+        out: dict[str, float] = {f"{prefix}_loss": nll / n, f"{prefix}_examples": n}
+        pred = self.predict(model, split)
+        if self.span:
+            em = [exact_match(t, e.answer) for t, e in zip(pred["texts"], data.examples, strict=True)]
+            f1 = [f1_score(t, e.answer) for t, e in zip(pred["texts"], data.examples, strict=True)]
+            out[f"{prefix}_exact_match"] = sum(em) / n
+            out[f"{prefix}_f1"] = sum(f1) / n
+        else:
+            out[f"{prefix}_accuracy"] = float((pred["predictions"] == data.labels).float().mean())
+        return out
+
+
+def _context_mask(data: EncodedSplit, idx: torch.Tensor) -> torch.Tensor:
+    """(B, L): true at the context's word pieces (where a span answer may lie)."""
+    mask = torch.zeros(len(idx), data.input_ids.shape[1], dtype=torch.bool)
+    for row, i in enumerate(idx.tolist()):
+        for pos, _, _ in data.encoded[i].context_offsets:
+            mask[row, pos] = True
+    return mask
+
+
+def span_text(encoded: EncodedExample, example: Example, start: int, end: int) -> str:
+    """The context's text from word piece ``start`` to ``end`` (inclusive), as written in the example."""
+    chars = {pos: (s, e) for pos, s, e in encoded.context_offsets}
+    if start not in chars or end not in chars or example.text_b is None:
+        return ""
+    return example.text_b[chars[start][0] : chars[end][1]]
 
 
 def build_task_data(

@@ -34,7 +34,8 @@ from gmlp_core.data.masking import MaskingConfig
 from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
 from gmlp_core.models import LensModel, build_model, preset
-from gmlp_core.train.data import build_task_data
+from gmlp_core.train.data import FinetuneData, build_task_data
+from gmlp_core.train.finetune import start_finetune
 from gmlp_core.train.snapshots import load_spatial_snapshots, save_spatial_snapshots
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,14 @@ METRICS_LOG = "metrics.jsonl"
 
 @dataclass
 class TrainConfig:
-    """One training run. ``steps`` sets the schedule; ``minutes`` (optional) also stops on wall time."""
+    """One training run. ``steps`` sets the schedule; ``minutes`` (optional) also stops on wall time.
 
-    preset: str
+    A finetuning run sets ``init_from`` (a pretrained MLM checkpoint) and ``task`` (a ``FINETUNE_TASKS`` name)
+    instead of ``preset``: the model is the checkpoint's trunk with the task's new head (``train.finetune``),
+    ``data`` is then the local files of a hub task (GLUE, SQuAD), if any.
+    """
+
+    preset: str = ""
     out: str = "runs/run"
     overrides: dict[str, Any] = field(default_factory=dict)
     data: str | None = None  # "embedded" (MLM) / "digits" (vision) when None
@@ -78,8 +84,17 @@ class TrainConfig:
     val_windows: int = 1024
     # MLM: the share of each training row's tokens that are predicted (BERT's 15%); validation always uses 15%
     mask_prob: float = MaskingConfig.mask_prob
+    init_from: str | None = None  # finetuning: the pretrained checkpoint whose trunk and tokenizer start the run
+    task: str | None = None  # finetuning: the task (gmlp_core.data.finetune.FINETUNE_TASKS)
+    from_scratch: bool = False  # finetuning: init_from's shape and tokenizer, its trunk initialised afresh
 
     def __post_init__(self) -> None:
+        if (self.init_from is None) != (self.task is None):
+            raise ValueError("a finetuning run needs both init_from (a pretrained checkpoint) and task")
+        if self.init_from is None and not self.preset:
+            raise ValueError("a training run needs a preset (or init_from and task to finetune)")
+        if self.init_from is not None and (self.preset or self.overrides):
+            raise ValueError("a finetuning run takes its model from init_from: no preset or overrides")
         if self.steps < 1:
             raise ValueError(f"steps={self.steps} must be positive")
         if self.batch_size < 1:
@@ -304,19 +319,27 @@ def _setup(cfg: TrainConfig) -> _Run:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    model_cfg = preset(cfg.preset, **cfg.overrides)
     out = Path(cfg.out)
-    data, model_cfg = build_task_data(
-        model_cfg,
-        cfg.data,
-        cfg.batch_size,
-        cfg.seed,
-        short_fraction=cfg.short_fraction,
-        val_windows=cfg.val_windows,
-        mask_prob=cfg.mask_prob,
-    )
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device)
+    if cfg.init_from is not None and cfg.task is not None:
+        start = start_finetune(cfg.init_from, cfg.task, cfg.seed, device, pretrained=not cfg.from_scratch)
+        model = start.model
+        model_cfg = model.config
+        data: Any = FinetuneData.build(
+            cfg.task, start.tokenizer, model_cfg.seq_len, cfg.batch_size, cfg.seed, source=cfg.data
+        )
+    else:
+        model_cfg = preset(cfg.preset, **cfg.overrides)
+        data, model_cfg = build_task_data(
+            model_cfg,
+            cfg.data,
+            cfg.batch_size,
+            cfg.seed,
+            short_fraction=cfg.short_fraction,
+            val_windows=cfg.val_windows,
+            mask_prob=cfg.mask_prob,
+        )
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_cfg).to(device)
     if rank == 0:
         _check_output(out, model_cfg, cfg)
         _preflight(out, sum(p.numel() for p in model.parameters()))
@@ -412,8 +435,10 @@ def _finish(run: _Run, last: dict[str, Any], train_seconds: float) -> dict[str, 
         "world_size": run.world,
         "final_loss": last.get("loss"),
     }
-    if stored.config.task == "mlm" and data.name in BUILT_IN_CORPORA:
+    if stored.config.spec.fill_mask and data.name in BUILT_IN_CORPORA:
         metrics |= _cloze_metrics(stored, run.tokenizer)
+    if isinstance(data, FinetuneData):
+        metrics |= data.evaluate(stored, "test")  # reported once, at the end; choices are made on validation
     write_json_atomic(run.out / "metrics.json", metrics)
     return metrics
 
@@ -441,7 +466,8 @@ def _progress(cfg: TrainConfig, start: int, rank: int) -> Any:  # a tqdm bar, or
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=cfg.steps, initial=start, desc=f"train {cfg.preset}", unit="step", dynamic_ncols=True)
+    what = f"finetune {cfg.task}" if cfg.task else f"train {cfg.preset}"
+    return tqdm(total=cfg.steps, initial=start, desc=what, unit="step", dynamic_ncols=True)
 
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
