@@ -454,7 +454,6 @@ class EncodedExample:
     input_ids: list[int]
     attention_mask: list[int]  # 1 for [CLS], the segments and [SEP]s; 0 for padding
     segment: list[int]  # 0 for [CLS] A [SEP], 1 for B [SEP], -1 for padding
-    tokens: list[str]
     truncated: bool  # word pieces were dropped to fit seq_len
     start: int = -100  # span tasks: the answer's first and last positions, -100 if truncated away (or none)
     end: int = -100
@@ -463,17 +462,36 @@ class EncodedExample:
 
 def encode_example(tokenizer: Any, example: Example, seq_len: int, span: bool = False) -> EncodedExample:
     """``example`` encoded for a model of ``seq_len`` positions by ``TRUNCATION_RULE``."""
-    from gmlp_core.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, UNK
+    enc_b = None if example.text_b is None else tokenizer.encode(example.text_b, add_special_tokens=False)
+    return assemble(
+        tokenizer, example, tokenizer.encode(example.text_a, add_special_tokens=False), enc_b, seq_len, span
+    )
+
+
+def encode_examples(
+    tokenizer: Any, examples: Sequence[Example], seq_len: int, span: bool = False
+) -> list[EncodedExample]:
+    """``encode_example`` for many examples, their segments tokenized in two batches."""
+    encs_a = tokenizer.encode_batch([e.text_a for e in examples], add_special_tokens=False)
+    seconds = [e.text_b for e in examples if e.text_b is not None]
+    encs_b = iter(tokenizer.encode_batch(seconds, add_special_tokens=False))
+    return [
+        assemble(tokenizer, e, enc_a, None if e.text_b is None else next(encs_b), seq_len, span)
+        for e, enc_a in zip(examples, encs_a, strict=True)
+    ]
+
+
+def assemble(
+    tokenizer: Any, example: Example, enc_a: Any, enc_b: Any | None, seq_len: int, span: bool
+) -> EncodedExample:
+    """``[CLS] A [SEP] (B [SEP])`` from the segments' encodings (``tokenizers.Encoding``), padded to ``seq_len``."""
+    from gmlp_core.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 
     if seq_len < 4:
         raise ValueError(f"seq_len={seq_len} is too short for [CLS] A [SEP] B [SEP]")
-    enc_a = tokenizer.encode(example.text_a, add_special_tokens=False)
     ids_a = list(enc_a.ids)
-    ids_b: list[int] = []
-    offsets_b: list[tuple[int, int]] = []
-    if example.text_b is not None:
-        enc_b = tokenizer.encode(example.text_b, add_special_tokens=False)
-        ids_b, offsets_b = list(enc_b.ids), list(enc_b.offsets)
+    ids_b: list[int] = [] if enc_b is None else list(enc_b.ids)
+    offsets_b: list[tuple[int, int]] = [] if enc_b is None else list(enc_b.offsets)
     pair = example.text_b is not None
     budget = seq_len - (3 if pair else 2)
     total = len(ids_a) + len(ids_b)
@@ -508,12 +526,18 @@ def encode_example(tokenizer: Any, example: Example, seq_len: int, span: bool = 
         input_ids=full_ids,
         attention_mask=[1] * n_real + [0] * padding,
         segment=segment + [-1] * padding,
-        tokens=[tokenizer.id_to_token(i) or UNK for i in full_ids],
         truncated=keep_a + keep_b < total,
         start=start,
         end=end,
         context_offsets=offsets,
     )
+
+
+def tokens_of(tokenizer: Any, encoded: EncodedExample) -> list[str]:
+    """The word pieces an encoded example shows the model, "[PAD]" for padding (for display)."""
+    from gmlp_core.data.tokenizer import UNK
+
+    return [tokenizer.id_to_token(i) or UNK for i in encoded.input_ids]
 
 
 # ---- span metrics (SQuAD's) -------------------------------------------------------------------------------

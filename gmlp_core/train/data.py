@@ -6,6 +6,7 @@ Both expose ``train_batch(step, rank)`` (a pure function of the step, so resumin
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from gmlp_core.data.finetune import (
     EncodedExample,
     Example,
-    encode_example,
+    encode_examples,
     exact_match,
     f1_score,
     finetune_task,
@@ -186,7 +187,7 @@ class EncodedSplit:
 
     @classmethod
     def build(cls, tokenizer: Any, examples: tuple[Example, ...], seq_len: int, span: bool) -> EncodedSplit:
-        encoded = tuple(encode_example(tokenizer, e, seq_len, span) for e in examples)
+        encoded = tuple(encode_examples(tokenizer, examples, seq_len, span))
         return cls(
             examples,
             encoded,
@@ -215,6 +216,12 @@ def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: to
     scores = scores.masked_fill(~ok.to(scores.device), float("-inf")).flatten(1)  # (B, L*L)
     best = scores.argmax(dim=1)
     return torch.stack((best // length, best % length), dim=1).cpu()
+
+
+# Encoded splits by (task, tokenizer digest, seq_len, source): a grid of runs of one source re-encodes nothing.
+# Tensors are never written to (batches index them into new ones), so runs can share them.
+_ENCODED: dict[tuple[str, str, int, str | None], dict[str, EncodedSplit]] = {}
+_ENCODED_ENTRIES = 4
 
 
 @dataclass
@@ -246,13 +253,18 @@ class FinetuneData:
     def build(
         cls, task: str, tokenizer: Any, seq_len: int, batch_size: int = 32, seed: int = 0, source: str | None = None
     ) -> FinetuneData:
-        spec = finetune_task(task)
-        raw = load_task_splits(task, source)
-        span = spec.head == "span"
-        splits = {
-            name: EncodedSplit.build(tokenizer, raw.split(name), seq_len, span)
-            for name in ("train", "validation", "test")
-        }
+        key = (task, hashlib.sha256(tokenizer.to_str().encode()).hexdigest(), seq_len, source)
+        splits = _ENCODED.pop(key, None)  # most recently used last
+        if splits is None:
+            raw = load_task_splits(task, source)
+            span = finetune_task(task).head == "span"
+            splits = {
+                name: EncodedSplit.build(tokenizer, raw.split(name), seq_len, span)
+                for name in ("train", "validation", "test")
+            }
+        _ENCODED[key] = splits
+        while len(_ENCODED) > _ENCODED_ENTRIES:
+            _ENCODED.pop(next(iter(_ENCODED)))
         return cls(task, tokenizer, seq_len, splits, batch_size, seed, source)
 
     def train_batch(self, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
