@@ -10,6 +10,7 @@ while it runs, and refreshes itself until it is done.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import logging
@@ -28,6 +29,20 @@ log = logging.getLogger(__name__)
 
 THREAD_NAME = "gmlp-lens-warmup"
 NICE = 10  # the warm-up thread's scheduling priority (niceness), below the sessions' own threads
+# At exit the warm-up stops between jobs and the interpreter waits for the job in hand: a daemon thread killed
+# inside torch ends the process with "terminate called without an active exception" (exit status 134).
+_STOP = threading.Event()
+_THREADS: list[threading.Thread] = []
+EXIT_WAIT_S = 120.0
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    _STOP.set()
+    for thread in _THREADS:
+        thread.join(timeout=EXIT_WAIT_S)
+
+
 Job = tuple[str, Callable[[], object]]
 
 
@@ -88,7 +103,9 @@ def start(lens: Lens) -> Status:
         state = _STATUS[key] = Status(current="planning")
     for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching.cache_data_api"):
         logging.getLogger(name).addFilter(_NoContextWarnings())
-    threading.Thread(target=_run, args=(lens, state), name=THREAD_NAME, daemon=True).start()
+    thread = threading.Thread(target=_run, args=(lens, state), name=THREAD_NAME, daemon=True)
+    _THREADS.append(thread)
+    thread.start()
     return state
 
 
@@ -105,6 +122,8 @@ def _run(lens: Lens, status: Status) -> None:
         status.failed.append("planning")
     status.total = len(todo)
     for label, job in todo:
+        if _STOP.is_set():  # the process is exiting
+            break
         status.current = label
         try:
             job()

@@ -3,6 +3,7 @@ for with the pages' own cached functions, and the first visit of W versus attent
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -72,3 +73,35 @@ def test_the_exact_maps_toggle_measures_the_estimate_on_this_input(app_root: Pat
     assert "exact (computed on request)" in texts(at)
     at.toggle(key="wva-exact").set_value(False).run()
     assert "against the exact map on this input" in texts(at)
+
+
+def test_a_process_that_exits_during_the_warm_up_exits_cleanly(tmp_path: Path) -> None:
+    """The interpreter waits for the job in hand and runs no more: a daemon thread killed inside torch would end the
+    process with "terminate called without an active exception" (exit status 134), as it did under AppTest."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit_during_warmup.py"
+    script.write_text(
+        "import time, types, torch\n"
+        "from dashboard import warmup\n"
+        "def job():\n"
+        "    a = torch.randn(400, 400)\n"
+        "    for _ in range(150):\n"
+        "        a = (a @ a).tanh()\n"
+        "warmup.jobs = lambda lens: [('job', job)] * 20\n"
+        "status = warmup.start(types.SimpleNamespace(folder='x'))\n"
+        "time.sleep(0.5)\n"
+        "print('exiting at job', status.done, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-2000:]
+    assert "exiting at job" in done.stdout
