@@ -88,6 +88,8 @@ def _check_score(score: str) -> None:
 
 def _mlm_ids(model: nn.Module, inputs: str | Tensor | Sequence[int], tokenizer: Tokenizer | None) -> Tensor:
     cfg = model.config
+    if not cfg.is_text:
+        raise ValueError("this is a vision model: use integrated_gradients_image / explain_image")
     if not cfg.spec.fill_mask:
         raise ValueError(f"this is a {cfg.spec.label} model: the MLM attributions explain a masked-word prediction")
     if isinstance(inputs, str):
@@ -223,7 +225,7 @@ def explain_mlm(
 def _pixels(model: nn.Module, pixel_values: Tensor | np.ndarray, target: int) -> Tensor:
     cfg = model.config
     if cfg.is_text:
-        raise ValueError(f"this is a {cfg.spec.label} model: use integrated_gradients_mlm / explain_mlm for text")
+        raise ValueError("this is a text model: use integrated_gradients_mlm / explain_mlm")
     param = next(model.parameters())
     x = torch.as_tensor(pixel_values).to(device=param.device, dtype=param.dtype)
     x = x[None] if x.dim() == 3 else x
