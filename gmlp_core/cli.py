@@ -287,7 +287,7 @@ def _cloze_run(a: argparse.Namespace) -> int:
     for folder in a.checkpoint:
         model = load_checkpoint(folder, device=a.device)
         if not model.config.spec.fill_mask:
-            raise ValueError(f"{folder}: a {model.config.spec.label} model; the cloze suite needs an MLM checkpoint")
+            raise ValueError(f"{folder}: {model.config.spec.noun}; the cloze suite needs an MLM checkpoint")
         tokenizer = load_tokenizer(folder)
         if tokenizer is None:
             raise ValueError(f"{folder}: no tokenizer.json next to the weights")

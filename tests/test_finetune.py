@@ -223,7 +223,7 @@ def test_finetune_refuses_what_is_not_a_pretrained_text_model(pretrained: Path, 
     vision = tmp_path / "vision"
     save_checkpoint(build_model(preset("gmlp-tiny-vision")), vision)
     assert main(["finetune", str(vision), "--task", "docs-match", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert "image classification model" in capsys.readouterr().err
+    assert "a vision model" in capsys.readouterr().err
     _finetune(pretrained, "docs-order", tmp_path / "ft", steps=1)
     code = main(
         ["finetune", str(tmp_path / "ft"), "--task", "docs-span", "--out", str(tmp_path / "y"), "--no-progress"]

@@ -28,7 +28,7 @@ def model_inputs(
     device = next(model.parameters()).device
     if cfg.is_text:
         if input_ids is None or pixel_values is not None:
-            raise ValueError(f"a {cfg.spec.label} model takes input_ids (B, L), not pixel_values")
+            raise ValueError(f"{cfg.spec.noun} takes input_ids (B, L), not pixel_values")
         ids = torch.as_tensor(input_ids, dtype=torch.long, device=device)
         return {"input_ids": ids[None] if ids.dim() == 1 else ids}
     if pixel_values is None or input_ids is not None:

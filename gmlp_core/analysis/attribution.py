@@ -91,7 +91,7 @@ def _mlm_ids(model: nn.Module, inputs: str | Tensor | Sequence[int], tokenizer: 
     if not cfg.is_text:
         raise ValueError("this is a vision model: use integrated_gradients_image / explain_image")
     if not cfg.spec.fill_mask:
-        raise ValueError(f"this is a {cfg.spec.label} model: the MLM attributions explain a masked-word prediction")
+        raise ValueError(f"this is {cfg.spec.noun}: the MLM attributions explain a masked-word prediction")
     if isinstance(inputs, str):
         if tokenizer is None:
             raise ValueError("pass the tokenizer to explain a text (or pass token ids)")

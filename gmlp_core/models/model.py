@@ -151,7 +151,7 @@ class LensModel(nn.Module):
             return inputs_embeds
         if cfg.is_text:
             if input_ids is None:
-                raise ValueError(f"a {cfg.spec.label} model needs input_ids (B, L) or inputs_embeds")
+                raise ValueError(f"{cfg.spec.noun} needs input_ids (B, L) or inputs_embeds")
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must be (batch, length); got shape {tuple(input_ids.shape)}")
             if input_ids.shape[1] > cfg.seq_len:

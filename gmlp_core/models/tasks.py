@@ -20,6 +20,7 @@ class TaskSpec:
     name: str
     input: str  # TEXT (token ids from a tokenizer) or IMAGE (pixel values cut into patches)
     label: str  # as tables and pages show it
+    noun: str  # a model of this task, in a sentence ("an MLM model", "a text classifier")
     headline: str  # the validation metric an entry is judged by
     higher_is_better: bool
     fill_mask: bool = False  # the head predicts word pieces at [MASK] positions
@@ -34,10 +35,28 @@ class TaskSpec:
 TASK_SPECS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("mlm", TEXT, "masked language model", "val_ppl", higher_is_better=False, fill_mask=True),
-        TaskSpec("vision", IMAGE, "image classification", "val_accuracy", higher_is_better=True, classes=True),
-        TaskSpec("classify", TEXT, "text classification", "val_accuracy", higher_is_better=True, classes=True),
-        TaskSpec("span", TEXT, "extractive span", "val_f1", higher_is_better=True, span=True),
+        TaskSpec(
+            "mlm", TEXT, "masked language model", "an MLM model", "val_ppl", higher_is_better=False, fill_mask=True
+        ),
+        TaskSpec(
+            "vision",
+            IMAGE,
+            "image classification",
+            "a vision model",
+            "val_accuracy",
+            higher_is_better=True,
+            classes=True,
+        ),
+        TaskSpec(
+            "classify",
+            TEXT,
+            "text classification",
+            "a text classifier",
+            "val_accuracy",
+            higher_is_better=True,
+            classes=True,
+        ),
+        TaskSpec("span", TEXT, "extractive span", "a span model", "val_f1", higher_is_better=True, span=True),
     )
 }
 

@@ -64,13 +64,13 @@ def recorded_task(config: ModelConfig, where: str = "config.json") -> FinetuneTa
     spec = config.spec
     if spec.fill_mask or not spec.is_text:
         raise ValueError(
-            f"{where}: a {spec.label} model has no finetuning task; finetune it first "
+            f"{where}: {spec.noun} has no finetuning task; finetune it first "
             "(python -m gmlp_core finetune CKPT --task NAME --out DIR)"
         )
     record = finetune_record(config)
     name = record.get("task") if record else None
     if not isinstance(name, str):
-        raise ValueError(f"{where}: a {spec.label} model that records no finetuning task (extra.finetune.task)")
+        raise ValueError(f"{where}: {spec.noun} that records no finetuning task (extra.finetune.task)")
     task = finetune_task(name)
     _check_head(config, task, where)
     return task
@@ -100,7 +100,7 @@ def start_finetune(
         record = finetune_record(src_cfg)
         already = f", already finetuned for {record['task']}" if record and "task" in record else ""
         raise CheckpointError(
-            f"{source}: a {src_cfg.spec.label} model{already}; finetuning starts from a pretrained masked language "
+            f"{source}: {src_cfg.spec.noun}{already}; finetuning starts from a pretrained masked language "
             "model (its trunk and tokenizer), such as checkpoints/mlm-gmlp"
         )
     tokenizer = load_tokenizer(source)
