@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dashboard import registry
-from gmlp_core.zoo import MAIN_COMPARISON, ZOO
+from gmlp_core.zoo import MAIN_COMPARISON, PAIR_MODELS, ZOO
 
 ZOO_NAMES = frozenset(entry.name for entry in ZOO)
 TEXT_MODELS = ("mlm-gmlp", "mlm-amlp", "mlm-transformer")
 # The Guide's lecture sentence: one input for the fill-mask and the mixing maps.
 SENTENCE = "the [MASK] of the function is returned"
+# The pair the "When attention matters" step opens on (sentence A, sentence B): one noun differs, a rare one.
+PAIR = ("The function returns a list of strings.", "The function returns a list of integers.")
 
 
 @dataclass(frozen=True)
@@ -160,10 +162,21 @@ STEPS: tuple[Step, ...] = (
         MAIN_COMPARISON,
     ),
     Step(
+        "When attention matters",
+        "attention_matters",
+        "Finetuned on pairs: does B repeat A, or does one noun differ? All three catch *strings -> integers*. The "
+        "maps: attention can put weight on **the same word** in B wherever B starts; W weighs a fixed offset, the "
+        "same for every pair. Now type *lines* for *integers*: all three say *same*. They learned to spot a rare "
+        "word, not to compare; the study below says which of them needs attention to do even that.",
+        PAIR_MODELS,
+        {"am-a": PAIR[0], "am-b": PAIR[1], "am-layer": 0},
+    ),
+    Step(
         "Be careful with conclusions",
         "guide",
-        "Demo models are tiny, trained for minutes, one seed each: a difference smaller than the run-to-run noise "
-        "means nothing, and no page measures that noise. The paper's findings come from far larger models and data.",
+        "Demo models are tiny and trained for minutes: a difference smaller than the run-to-run noise means nothing "
+        "(the finetuning study draws every seed: that spread is the noise). The paper's findings come from far "
+        "larger models and data.",
     ),
 )
 

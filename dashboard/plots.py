@@ -1146,3 +1146,74 @@ def _play_controls(names: Sequence[str], start: int) -> dict:
         ],
     )
     return dict(updatemenus=[buttons], sliders=[slider])
+
+
+@memo
+def finetune_study(
+    points: pd.DataFrame, task_labels: dict[str, str], model_labels: dict[str, str], *, title: str = ""
+) -> go.Figure:
+    """Every run of the finetuning study as a point (one per seed; hollow: trained from scratch) and each cell's
+    mean with a bar of +-1 standard deviation, grouped by task (``task_labels``: task -> axis label, in order) and
+    coloured by architecture. ``points``: source, arch, task, init, seed, test_metric (0..1)."""
+    fig = go.Figure()
+    cells = points.groupby(["source", "init"], sort=False)
+    keys = sorted(cells.groups, key=lambda k: (list(model_labels).index(k[0]) if k[0] in model_labels else 99, k[1]))
+    width = 0.8 / max(1, len(keys))
+    for k, (source, init) in enumerate(keys):
+        cell = cells.get_group((source, init))
+        arch = str(cell["arch"].iloc[0])
+        color = ARCH_COLORS.get(arch, "#888888")
+        name = model_labels.get(source, source) + (" (from scratch)" if init == "scratch" else "")
+        offset = -0.4 + width * (k + 0.5)
+        xs, ys, texts = [], [], []
+        for task, group in cell.groupby("task", sort=False):
+            if task not in task_labels:
+                continue
+            base = list(task_labels).index(task) + offset
+            values = 100 * group["test_metric"].to_numpy(dtype=float)
+            spread = np.linspace(-width * 0.25, width * 0.25, len(values)) if len(values) > 1 else np.zeros(1)
+            xs += list(base + spread)
+            ys += list(values)
+            texts += [f"{name}<br>{task_labels[task]}<br>seed {s}" for s in group["seed"]]
+            mean = float(values.mean())
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            fig.add_trace(
+                go.Scatter(
+                    x=[base],
+                    y=[mean],
+                    mode="markers",
+                    marker=dict(symbol="line-ew", size=18, line=dict(width=3, color=color)),
+                    error_y=dict(type="data", array=[sd], color=color, thickness=2, width=6),
+                    legendgroup=name,
+                    showlegend=False,
+                    hovertemplate=f"{name}<br>{task_labels[task]}<br>mean %{{y:.1f}} +- {sd:.1f} "
+                    f"({len(values)} seed{'s' if len(values) > 1 else ''})<extra></extra>",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                marker=dict(
+                    size=9,
+                    color="white" if init == "scratch" else color,
+                    line=dict(color=color, width=2),
+                    symbol="circle-open" if init == "scratch" else "circle",
+                ),
+                text=texts,
+                hovertemplate="%{text}<br>test %{y:.1f}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(task_labels))),
+        ticktext=list(task_labels.values()),
+        range=[-0.5, len(task_labels) - 0.5],
+    )
+    fig.update_yaxes(title="test accuracy or F1 (%)")
+    fig.add_hline(y=50, line=dict(dash="dot", color="#888888"), annotation_text="chance (classification)")
+    fig.update_layout(title=title, height=460, legend=LEGEND_BELOW, margin=dict(b=110))
+    return fig

@@ -37,6 +37,7 @@ PAGES: tuple[Page, ...] = (
     Page("w_vs_attention", "W versus attention", ":material/compare:", "Explore"),
     Page("interventions", "Interventions", ":material/content_cut:", "Explore"),
     Page("attributions", "Attributions", ":material/highlight:", "Explore"),
+    Page("attention_matters", "When attention matters", ":material/join_inner:", "Results"),
     Page("scaling", "Scaling", ":material/trending_down:", "Results"),
     Page("training", "Training", ":material/show_chart:", "Results"),
     Page("guide", "Guide", ":material/school:", "Learn"),

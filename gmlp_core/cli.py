@@ -79,39 +79,52 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _train_run(a: argparse.Namespace) -> int:
-    from gmlp_core.train import TrainConfig, train
-
-    steps = a.steps if a.steps is not None else (10**9 if a.minutes else 1000)
-    cfg = TrainConfig(
-        preset=a.preset,
-        out=a.out or f"runs/{a.preset}",
-        overrides=_overrides(a.set),
+def _run_fields(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainConfig`` fields ``train`` and ``finetune`` take from the same options."""
+    return dict(
         data=a.data,
-        steps=steps,
-        minutes=a.minutes,
         batch_size=a.batch_size,
-        lr=a.lr,
         warmup=a.warmup,
-        weight_decay=a.weight_decay,
         seed=a.seed,
         eval_every=a.eval_every,
         save_every=a.save_every,
-        snapshot_every=a.snapshot_every,
         device=a.device,
         resume=a.resume,
         overwrite=a.overwrite,
         dtype=a.dtype,
         precision=a.precision,
         progress=not a.no_progress and sys.stderr.isatty(),
-        short_fraction=a.short_fraction,
-        val_windows=a.val_windows,
-        mask_prob=a.mask_prob,
     )
+
+
+def _train_and_print(cfg: Any) -> int:
+    from gmlp_core.train import train
+
     result = train(cfg)
     if result.metrics:
         print(json.dumps({"checkpoint": str(result.checkpoint), **result.metrics}, indent=2))
     return 0
+
+
+def _train_run(a: argparse.Namespace) -> int:
+    from gmlp_core.train import TrainConfig
+
+    steps = a.steps if a.steps is not None else (10**9 if a.minutes else 1000)
+    cfg = TrainConfig(
+        preset=a.preset,
+        out=a.out or f"runs/{a.preset}",
+        overrides=_overrides(a.set),
+        steps=steps,
+        minutes=a.minutes,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+        snapshot_every=a.snapshot_every,
+        short_fraction=a.short_fraction,
+        val_windows=a.val_windows,
+        mask_prob=a.mask_prob,
+        **_run_fields(a),
+    )
+    return _train_and_print(cfg)
 
 
 # ---- finetune -------------------------------------------------------------------------------
@@ -144,7 +157,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
 
 def _finetune_run(a: argparse.Namespace) -> int:
     from gmlp_core.checkpoints import read_config
-    from gmlp_core.train import TrainConfig, train
+    from gmlp_core.train import TrainConfig
     from gmlp_core.train.finetune import finetune_lr
 
     lr = a.lr if a.lr is not None else finetune_lr(read_config(a.checkpoint).arch)
@@ -152,27 +165,13 @@ def _finetune_run(a: argparse.Namespace) -> int:
         init_from=a.checkpoint,
         task=a.task,
         out=a.out or f"runs/finetune/{Path(a.checkpoint).name}-{a.task.replace(':', '-')}",
-        data=a.data,
         steps=a.steps,
-        batch_size=a.batch_size,
         lr=lr,
-        warmup=a.warmup,
-        seed=a.seed,
-        eval_every=a.eval_every,
-        save_every=a.save_every,
         snapshot_every=0,
-        device=a.device,
-        resume=a.resume,
-        overwrite=a.overwrite,
-        dtype=a.dtype,
-        precision=a.precision,
-        progress=not a.no_progress and sys.stderr.isatty(),
         threads=a.threads,
+        **_run_fields(a),
     )
-    result = train(cfg)
-    if result.metrics:
-        print(json.dumps({"checkpoint": str(result.checkpoint), **result.metrics}, indent=2))
-    return 0
+    return _train_and_print(cfg)
 
 
 # ---- finetune-study --------------------------------------------------------------------------

@@ -45,7 +45,7 @@ STAGES = ("rates", "seeds", "scratch", "control", "controls")
 
 def metric_of(task: str) -> str:
     """The metric a task is judged by: accuracy, or F1 for spans."""
-    return "f1" if FINETUNE_TASKS[task].head == "span" else "accuracy"
+    return FINETUNE_TASKS[task].metric
 
 
 def _config(
@@ -250,20 +250,30 @@ def run_controls(out: Path, workdir: Path, rows: pd.DataFrame, tasks: tuple[str,
     static = []
     for r in rows.itertuples():
         chosen = r.init == "pretrained" and best.get((r.source, r.task)) == r.lr
-        if chosen and r.arch in ("transformer", "amlp") and r.task in tasks and (workdir / r.checkpoint).is_dir():
-            static.append(static_attention_control(workdir / r.checkpoint) | {"source": r.source, "seed": r.seed})
+        folder = workdir / r.checkpoint
+        if chosen and r.task in tasks and folder.is_dir() and read_config(folder).has_attention:
+            static.append(static_attention_control(folder) | {"source": r.source, "seed": r.seed})
     frames.append(pd.DataFrame(static))
     table = pd.concat(frames, ignore_index=True)
     write_rows(out, table)
     return table
 
 
+def chosen_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The runs the study reports: every seed at each (source, task)'s chosen rate, and the runs from scratch
+    (whose test metric was read once, at that rate); the other rates only served to choose it."""
+    if rows.empty:
+        return rows
+    best = best_rates(rows)
+    keep = [(r.init == "scratch") or best.get((r.source, r.task)) == r.lr for r in rows.itertuples()]
+    return rows[keep].reset_index(drop=True)
+
+
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation of the test metric per (source, task, init) over seeds, at the chosen rate."""
     if rows.empty:
         return rows
-    best = best_rates(rows)
-    chosen = rows[[(r.init == "scratch") or best.get((r.source, r.task)) == r.lr for r in rows.itertuples()]]
+    chosen = chosen_runs(rows)
     grouped = chosen.groupby(["source", "task", "init"])["test_metric"]
     table = grouped.agg(["mean", "std", "count"]).reset_index()
     return table.rename(columns={"mean": "test_mean", "std": "test_sd", "count": "seeds"})

@@ -45,7 +45,7 @@ class ZooEntry:
     description: str
     steps: int
     overrides: dict[str, Any] = field(default_factory=dict)
-    data: str = "python-docs"
+    data: str | None = "python-docs"  # None: a finetuned entry (its task is its data)
     batch_size: int = 32
     lr: float | None = None  # None: the architecture's demo_lr
     seed: int = 0
@@ -55,6 +55,13 @@ class ZooEntry:
     short_fraction: float = MaskingConfig.short_fraction
     mask_prob: float = MaskingConfig.mask_prob  # MLM: share of each training row's tokens predicted
     threads: int = 2  # torch CPU threads, fixed: the order of every sum, so the numbers, depends on it
+    init_from: str | None = None  # finetuning: the zoo entry whose trunk and tokenizer start the run
+    task: str | None = None  # finetuning: a gmlp_core.data.finetune.FINETUNE_TASKS name (preset "": the source's)
+
+    @property
+    def finetuned(self) -> bool:
+        """Whether the entry is a pretrained zoo entry finetuned on a task (built after its source)."""
+        return self.init_from is not None
 
 
 # What ``python -m gmlp_core zoo --vary KEY=VALUE`` may change of an entry's recipe: the experiments the README
@@ -134,6 +141,24 @@ def _mlm(name: str, arch: str, description: str, gating: str | None = None) -> Z
     )
 
 
+def _finetuned(arch: str, task: str) -> ZooEntry:
+    from gmlp_core.data.finetune import FINETUNE_TASKS
+    from gmlp_core.train.finetune import FINETUNE_RECIPE, finetune_lr
+
+    return ZooEntry(
+        f"{task.removeprefix('docs-')}-{arch}",
+        "",
+        f"mlm-{arch} finetuned on {task}: {FINETUNE_TASKS[task].description}",
+        FINETUNE_RECIPE.steps,
+        data=None,
+        batch_size=FINETUNE_RECIPE.batch_size,
+        lr=finetune_lr(arch),
+        warmup=FINETUNE_RECIPE.warmup,
+        init_from=f"mlm-{arch}",
+        task=task,
+    )
+
+
 ZOO: tuple[ZooEntry, ...] = (
     _mlm("mlm-gmlp", "gmlp", "gMLP (split gating), the paper's model"),
     _mlm("mlm-amlp", "amlp", "aMLP: gMLP + tiny single-head attention"),
@@ -155,7 +180,14 @@ ZOO: tuple[ZooEntry, ...] = (
     _canvas("gmlp", "gMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches"),
     _canvas("amlp", "aMLP on digits anywhere on a 32x32 canvas, 4x4-pixel patches"),
     _canvas("transformer", "ViT-style Transformer on digits anywhere on a 32x32 canvas, 4x4-pixel patches"),
+    # Finetuned on the sentence-pair task (#36) at the finetuning recipe, from the MLM entries above: what the
+    # "When attention matters" page runs live (the study's other runs stay in runs/, results/finetune.csv).
+    _finetuned("gmlp", "docs-match"),
+    _finetuned("amlp", "docs-match"),
+    _finetuned("transformer", "docs-match"),
 )
+# The finetuned entries of the pair task, one per architecture.
+PAIR_MODELS = tuple(e.name for e in ZOO if e.task == "docs-match")
 
 # The zoo's main comparison: every architecture on both tasks (the dashboard's default selection).
 MAIN_COMPARISON = ("mlm-gmlp", "mlm-amlp", "mlm-transformer", "vision-gmlp", "vision-amlp", "vision-transformer")
@@ -191,7 +223,26 @@ def entry_config(entry: ZooEntry, root: Path) -> Any:
     """The ``TrainConfig`` that builds ``entry`` under ``root``."""
     from gmlp_core.models import preset
     from gmlp_core.train import TrainConfig, demo_lr
+    from gmlp_core.train.finetune import FINETUNE_RECIPE
 
+    if entry.finetuned:
+        return TrainConfig(
+            init_from=str(root / entry.init_from),
+            task=entry.task,
+            out=str(root / entry.name),
+            steps=entry.steps,
+            batch_size=entry.batch_size,
+            lr=entry.lr,
+            warmup=entry.warmup,
+            seed=entry.seed,
+            eval_every=FINETUNE_RECIPE.eval_every,
+            snapshot_every=0,
+            device="cpu",
+            dtype="float16",
+            precision=entry.precision,
+            progress=sys.stderr.isatty(),
+            threads=entry.threads,
+        )
     return TrainConfig(
         preset=entry.preset,
         out=str(root / entry.name),

@@ -103,6 +103,13 @@ paper's claim is that gMLP's slope matches the Transformer's. The paper's models
 scale (three decades above ours), and the page says what our small runs can and cannot show. The ablation chart
 and table rank the gating variants, with the unigram baseline as a dashed line.
 
+**When attention matters.** The paper's second half at demo scale: the zoo's three models finetuned on one
+sentence (is the word order original?), a pair (does B repeat A, or does one noun differ?) and a span (which word
+does the question ask for?), every seed a point. Type a pair, or pick a test pair the models get right or wrong,
+and see how each model mixes the words of B into A: attention can find **the same word** in B wherever B starts;
+W weighs a fixed offset, the same for every pair. The share of weight on the same word, over 200 test pairs,
+measures it.
+
 **Training.** Loss and validation curves from each checkpoint's `metrics.jsonl`.
 """
 )
@@ -135,9 +142,16 @@ st.markdown(
   masking leaves some targets unmasked. Linear token mixing without a gate helps; gating helps more. At demo scale the
   order of the gated variants can differ from the paper's: read the Scaling page's ablation table, which shows
   the paper's ranks beside ours.
-- **Be careful with conclusions.** Demo models are tiny and trained for minutes, each from one seed. A difference
-  smaller than the run-to-run noise means nothing, and no page measures that noise: the Scaling page's error bars
-  on alpha come from the scatter around one fit, not from repeated runs.
+- **When attention matters, at this scale.** On the pair task the finetuned Transformer's attention does find
+  the same word in the other sentence (one head puts about 3x more weight there than a mixing with no preference)
+  and gMLP's W cannot; yet gMLP answers as well as aMLP and better than the Transformer, because the task's
+  different pairs carry a rare-word cue that its gate can spot. Averaging aMLP's and the Transformer's attention
+  over inputs (a static matrix, like W) drops them to chance: they use attention's dependence on the input, gMLP
+  its gate. On a pair that swaps a common noun, none of them has learned to compare the sentences.
+- **Be careful with conclusions.** Demo models are tiny and trained for minutes. A difference smaller than the
+  run-to-run noise means nothing: the finetuning study draws every seed, so its spread is that noise there;
+  elsewhere models come from one seed, and the Scaling page's error bars on alpha come from the scatter around
+  one fit, not from repeated runs.
 """
 )
 

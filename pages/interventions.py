@@ -6,6 +6,7 @@ from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
 from dashboard.style import escape_markdown, model_labels
 from gmlp_core.analysis.interventions import W_KINDS, kinds_for
+from gmlp_core.models.tasks import task_spec
 
 lens = context.current()
 st.title("Interventions")
@@ -16,6 +17,12 @@ st.markdown(
 )
 
 rows = lens.rows()
+if not rows.empty:  # a span model has no held-out score measured here
+    is_span = rows["task"].map(lambda t: task_spec(t).span)
+    if is_span.any():
+        names = ", ".join(rows[is_span]["name"])
+        st.caption(f"Left out: {escape_markdown(names)} (span models: no held-out score is measured here).")
+    rows = rows[~is_span].reset_index(drop=True)
 widgets.need_models(rows["name"].tolist() if not rows.empty else [], "model")
 left, right = st.columns([2, 3])
 name = left.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="iv-model")
@@ -30,13 +37,13 @@ layer_pick, param_pick = st.columns([3, 2])
 layers = layer_pick.multiselect("Layers", list(range(cfg.n_layers)), default=list(range(cfg.n_layers)), key="iv-layers")
 k = heads = None
 if kind in ("band", "smooth"):
-    widest = cfg.seq_len - 1 if cfg.task == "mlm" else cfg.grid_size - 1
+    widest = cfg.seq_len - 1 if cfg.is_text else cfg.grid_size - 1
     label = "Band width k (positions)" if kind == "band" else "Rank k"
     k = param_pick.slider(label, 0 if kind == "band" else 1, widest if kind == "band" else cfg.seq_len, 4, key="iv-k")
 elif kind == "heads-off":
     heads = tuple(param_pick.multiselect("Heads", list(range(cfg.n_heads)), default=[0], key="iv-heads")) or None
 sentence = None
-if cfg.task == "mlm":
+if cfg.spec.fill_mask:
     sentence = widgets.text_window(
         st.text_input("Sentence (fill-mask before and after)", "a [MASK] is a sequence of characters.", key="iv-text")
     )

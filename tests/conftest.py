@@ -1,7 +1,8 @@
 """Shared fixtures. Keep this file tidy: one section per owner, fixtures documented.
 
 Dashboard section: ``lens_root`` is a checkpoint root of tiny random-init models named like the demo
-zoo (mlm-gmlp, mlm-amlp, mlm-transformer, vision-gmlp, vision-amlp, vision-transformer), with
+zoo (mlm-gmlp, mlm-amlp, mlm-transformer, vision-gmlp, vision-amlp, vision-transformer, and the pair task's
+match-gmlp, match-amlp, match-transformer with untrained heads), with
 training logs and W snapshots, a sweep CSV, and every kind of broken checkpoint the app must survive.
 ``app_roots`` adds the real zoo in ``checkpoints/`` when it holds loadable models, so the app tests
 run against both.
@@ -96,6 +97,14 @@ def build_lens_root(root: Path) -> Path:
         if cfg.has_spatial_weights:
             final = torch.stack(model.spatial_weights())
             save_spatial_snapshots(folder, {s: final * s / steps for s in (0, 10, 25, 50)})
+
+    # The pair task's finetuned models (the zoo's match-*): each tiny MLM model's trunk with a new 2-class head.
+    from gmlp_core.train.finetune import start_finetune
+    from gmlp_core.zoo import PAIR_MODELS
+
+    for name in PAIR_MODELS:
+        start = start_finetune(root / f"mlm-{name.split('-', 1)[1]}", "docs-match", 0, torch.device("cpu"))
+        save_checkpoint(start.model, root / name, tokenizer=start.tokenizer, metrics={"steps": 0, "val_accuracy": 0.5})
 
     good = root / "mlm-gmlp"
     # Corrupt: garbage instead of safetensors. Truncated: half of a real file. Mismatch: another model's weights.

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 from app_helpers import array, figure_titles, figures, start, texts, unescape
@@ -431,9 +432,128 @@ def test_interventions_page_edits_a_copy_and_says_what_it_cost(app_root: Path) -
     assert bars.type == "bar" and len(bars.x) == cfg.n_layers * cfg.n_heads, "one bar per head of every layer"
 
 
+def test_interventions_measure_a_finetuned_pair_model_on_its_task(app_root: Path) -> None:
+    """The pair task's gMLP with W edited: accuracy on the task's validation pairs before and after (the page
+    does not offer a fill-mask sentence to a classifier)."""
+    at = start("interventions", {"models": "match-gmlp"})
+    at.selectbox(key="iv-kind").set_value("toeplitz").run()
+    assert not at.error and len(at.metric) == 2
+    assert all(0.0 <= float(m.value.rstrip("%")) <= 100.0 for m in at.metric)
+    assert not [t for t in at.text_input if t.key == "iv-text"]
+
+
 def test_interventions_band_sweep_chart(app_root: Path) -> None:
     at = start("interventions", {"models": "vision-gmlp"})
     at.toggle(key="iv-summary").set_value(True).run()
     kinds = [f.data[0].type for f in figures(at)]
     assert "bar" in kinds and kinds.count("scatter") >= 1, kinds
     assert "How local does W need to be?" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------------
+# When attention matters
+
+
+def _pair_figures(at: AppTest) -> dict[str, go.Figure]:
+    return {f.layout.title.text: f for f in figures(at) if f.layout.title.text}
+
+
+def test_attention_matters_answers_a_typed_pair_and_maps_how_b_reaches_a(app_root: Path) -> None:
+    from gmlp_core.zoo import PAIR_MODELS
+
+    at = start("attention_matters")
+    labels = [m.label.replace("\\", "") for m in at.metric]
+    for name in PAIR_MODELS:
+        assert any(label.startswith(name) for label in labels), labels
+    study = next(f for f in figures(at) if f.layout.title.text.startswith("Test score per task"))
+    points = [t for t in study.data if t.mode == "markers" and t.name]
+    assert points and all(len(t.y) >= 1 for t in points)  # every run a point, with its seed in the hover text
+    a, b = "the value of the key is returned", "the value of the name is returned"
+    at.text_area(key="am-a").set_value(a)
+    at.text_area(key="am-b").set_value(b).run()
+    assert not at.error
+    from dashboard.plots import _short
+    from gmlp_core.analysis.pairs import read_pair
+
+    model = load_checkpoint(app_root / "match-gmlp", device="cpu").eval()
+    reading = read_pair(model, load_tokenizer(app_root / "match-gmlp"), a, b)
+    figs = _pair_figures(at)
+    w = figs["W, layer 0 (the same for every pair)"]
+    tokens_a, tokens_b = list(w.layout.yaxis.ticktext), list(w.layout.xaxis.ticktext)
+    assert tokens_a == [_short(reading.tokens[i]) for i in reading.a_positions]  # rows: A's word pieces
+    assert tokens_b == [_short(reading.tokens[i]) for i in reading.b_positions]  # columns: B's
+    assert array(w.data[0].z).shape == (len(tokens_a), len(tokens_b))
+    attention = figs["attention, mean of heads, layer 0"]
+    assert array(attention.data[0].z).max() <= 1.0
+    assert len([t for t in figs if t.startswith("effective mixing")]) >= 1
+    assert "same word in B" in texts(at)
+    # W does not move with the input; the model's answer is the library's
+    at.text_area(key="am-b").set_value(a).run()
+    assert np.allclose(
+        array(_pair_figures(at)["W, layer 0 (the same for every pair)"].data[0].z)[:, :3], array(w.data[0].z)[:, :3]
+    )
+    metrics = [m for m in at.metric if m.label.replace("\\", "").startswith("match-gmlp")]
+    assert metrics[0].value == read_pair(model, load_tokenizer(app_root / "match-gmlp"), a, a).label
+    at.slider(key="am-layer").set_value(1).run()
+    assert "W, layer 1 (the same for every pair)" in _pair_figures(at)
+    deepest = int(at.slider(key="am-layer").max)
+    at.slider(key="am-layer").set_value(deepest).run()  # models with fewer layers say so, nothing fails
+    assert not at.error and f"W, layer {deepest} (the same for every pair)" in _pair_figures(at)
+
+
+def test_attention_matters_examples_fill_both_sentences(app_root: Path) -> None:
+    at = start("attention_matters")
+    box = at.selectbox(key="am-example")
+    kinds = {o.split(": ", 1)[0] for o in box.options}  # shown as "kind: sentence B"
+    assert kinds and kinds <= {
+        "every model right",
+        "only the models with attention right",
+        "only gMLP right",
+        "every model wrong",
+    }
+    text_b = box.options[-1].split(": ", 1)[1]
+    box.select_index(len(box.options) - 1).run()
+    assert at.text_area(key="am-b").value == text_b
+    assert at.text_area(key="am-a").value and at.text_area(key="am-b").value
+    assert not at.error
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ("", "the value is returned", "sentence A is empty"),
+        ("the value is returned", "   ", "sentence B is empty"),
+        ("the value is returned " * 40, "the key is read " * 40, "it was cut"),
+    ],
+)
+def test_attention_matters_bad_pairs_get_a_message(lens_root: Path, monkeypatch, a: str, b: str, message: str) -> None:  # noqa: ANN001
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    at = start("attention_matters")
+    at.text_area(key="am-a").set_value(a)
+    at.text_area(key="am-b").set_value(b).run()
+    assert message in texts(at)
+    assert not at.exception and "Truncation: [CLS] A [SEP] B [SEP]" in texts(at)
+    at.text_area(key="am-a").set_value("the value is returned")
+    at.text_area(key="am-b").set_value("the key is returned").run()  # the page still serves
+    assert not at.error and at.metric
+
+
+def test_attention_matters_without_pair_models_says_how_to_get_them(
+    lens_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(lens_root / "mlm-gmlp", root / "mlm-gmlp")
+    from gmlp_core.train.finetune import start_finetune
+
+    single = start_finetune(root / "mlm-gmlp", "docs-order", 0, torch.device("cpu"))
+    from gmlp_core import save_checkpoint
+
+    save_checkpoint(single.model, root / "order-gmlp", tokenizer=single.tokenizer)
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(root))
+    at = start("attention_matters", query={"models": "order-gmlp"})
+    shown = texts(at)
+    assert "python -m gmlp_core zoo --only match-gmlp" in shown
+    assert "order-gmlp (not finetuned on a sentence-pair classification task)" in shown
+    assert not at.exception

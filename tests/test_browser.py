@@ -23,7 +23,7 @@ pytestmark = [
 ]
 
 # Pages whose first view draws at least one plotly chart (the others draw charts after a click).
-CHART_PAGES = {"inference", "spatial", "interventions", "scaling", "training"}
+CHART_PAGES = {"inference", "spatial", "interventions", "scaling", "training", "attention_matters"}
 
 
 @pytest.fixture(scope="module")

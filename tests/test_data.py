@@ -290,3 +290,42 @@ def test_a_digit_on_the_canvas_lands_where_asked_and_is_centred_by_default() -> 
     cfg = preset("gmlp-demo-canvas")
     assert not is_canvas_model(cfg), "a model is a canvas model by what it was trained on, not by its shape"
     assert is_canvas_model(cfg.replace(extra={"data": "digits-canvas"}))
+
+
+def test_docstring_walk_finds_the_definitions_in_ast_walks_order() -> None:
+    """The corpus reads docstrings through a walk that skips expressions (``text._doc_nodes``): the same nodes, in
+    the same order, as ``ast.walk`` (the corpus, and so every split built from it, must not change)."""
+    import ast
+
+    from gmlp_core.data.text import _DOC_NODES, _doc_nodes
+
+    source = '''
+"""module"""
+def f():
+    """f"""
+    def g(): """g"""
+    return lambda x: [y for y in x]
+class C:
+    """C"""
+    if True:
+        async def h(): """h"""
+    else:
+        class D: """D"""
+    try:
+        def i(): """i"""
+    except ValueError:
+        def j(): """j"""
+    finally:
+        def k(): """k"""
+    def m(self):
+        match self:
+            case 1:
+                def n(): """n"""
+        with open("x") as fh:
+            for _ in fh:
+                while False:
+                    def o(): """o"""
+'''
+    tree = ast.parse(source)
+    expected = [n for n in ast.walk(tree) if isinstance(n, _DOC_NODES)]
+    assert list(_doc_nodes(tree)) == expected and len(expected) == 12

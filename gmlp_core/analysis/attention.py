@@ -49,7 +49,7 @@ def attention_maps(
 
     Raises ValueError for a gMLP, which has no attention (look at ``model.spatial_weights()`` instead).
     """
-    if model.config.arch == "gmlp":
+    if not model.config.has_attention:
         raise ValueError("a gMLP has no attention: its token mixing is the static W (model.spatial_weights())")
     out = _run(model, model_inputs(model, input_ids, pixel_values), output_attentions=True)
     return [a.detach() for a in out.attentions]

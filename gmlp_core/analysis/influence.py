@@ -231,21 +231,23 @@ def layer_influence(
     seed: int = 0,
     chunk_size: int = 64,
     precision: str = "auto",
+    attention_mask: Tensor | None = None,
 ) -> Tensor:
     """Token influence restricted to one block: ``||d u_i / d x_j||_F`` with ``x`` the block's input on this
     input (``hidden_states[layer]``) and ``u = block(x) - x`` its update (the residual, an identity on the
     diagonal, left out). For a gMLP this is the per-input mixing of the spatial gating unit,
     ``Z1_i * (sum_j W_ij LN(Z2)_j + b_i)`` differentiated: zero wherever ``W_ij`` is; for a Transformer, of
-    its attention (and the FFN after it). Same modes and arguments as ``token_influence``."""
+    its attention (and the FFN after it). Same modes and arguments as ``token_influence``; ``attention_mask``
+    ``(1, L)`` masks padding keys of attention as a finetuned classifier was trained (W has no notion of it)."""
     inputs = _one_input(model, input_ids, pixel_values, "layer_influence")
     n_layers = len(model.blocks)
     if not 0 <= layer < n_layers:
         raise ValueError(f"layer must be in 0..{n_layers - 1}, got {layer}")
     with torch.no_grad():
-        x = model.trunk(**inputs, output_hidden_states=True).hidden_states[layer]
+        x = model.trunk(**inputs, attention_mask=attention_mask, output_hidden_states=True).hidden_states[layer]
     block = model.blocks[layer]
     return _jacobian_norms(
-        lambda h: block(h, None, False, False)[0] - h, x, rows, n_probes, exact, seed, chunk_size, precision
+        lambda h: block(h, attention_mask, False, False)[0] - h, x, rows, n_probes, exact, seed, chunk_size, precision
     )
 
 

@@ -184,7 +184,8 @@ class InterventionResult:
 @dataclass
 class HeldOut:
     """The fixed held-out set interventions are measured on: ``batches`` of (input_ids, labels) for MLM (labels
-    -100 where nothing is predicted) or (pixel_values, labels) for vision."""
+    -100 where nothing is predicted), (pixel_values, labels) for vision, or (input_ids, class ids) for a finetuned
+    text classifier ("classify")."""
 
     task: str
     batches: list[tuple[Tensor, Tensor]]
@@ -207,6 +208,8 @@ def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | 
     from gmlp_core.evaluate import built_in_data
 
     cfg = model.config
+    if cfg.is_text and not cfg.spec.fill_mask:
+        return _finetuned_validation(model, tokenizer)
     spec = data or built_in_data(cfg)
     if cfg.task == "vision":
         from gmlp_core.data.canvas import CANVAS_DIGITS, canvas_digits_split
@@ -229,21 +232,45 @@ def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | 
     return HeldOut("mlm", batches)
 
 
+def _finetuned_validation(model: nn.Module, tokenizer: Any | None) -> HeldOut:
+    """A finetuned text classifier's held-out set: the validation split of the built-in task it was finetuned on
+    (input_ids, labels); padding is where ``input_ids`` holds the pad id, as the task's encoding puts it."""
+    from gmlp_core.train.data import FinetuneData
+    from gmlp_core.train.finetune import recorded_task
+
+    cfg = model.config
+    task = recorded_task(cfg)
+    if not cfg.spec.classes:
+        raise ValueError(f"{cfg.spec.noun} ({task.name}): interventions measure classifiers, MLM and vision models")
+    if not task.built_in:
+        raise ValueError(f"finetuned on {task.name}, a hub task: its held-out data is not on this machine")
+    if tokenizer is None:
+        raise ValueError("a text classifier needs its tokenizer to encode its task's validation split")
+    data = FinetuneData.build(task.name, tokenizer, cfg.seq_len).splits["validation"]
+    n = len(data.examples)
+    return HeldOut("classify", [(data.input_ids[i : i + 256], data.labels[i : i + 256]) for i in range(0, n, 256)])
+
+
 def measure(model: nn.Module, held_out: HeldOut) -> tuple[str, float, int]:
-    """(name, value, examples): perplexity over the masked tokens, or accuracy over the images."""
+    """(name, value, examples): perplexity over the masked tokens, or accuracy over the images or the texts of a
+    finetuned classifier."""
     total, count = 0.0, 0
     with torch.inference_mode():
         for inputs, labels in held_out.batches:
             inputs, labels = inputs.to(model.device), labels.to(model.device)
-            if held_out.task == "vision":
-                total += int((model(pixel_values=inputs).logits.argmax(-1) == labels).sum())
+            if held_out.task in ("vision", "classify"):
+                if held_out.task == "vision":
+                    logits = model(pixel_values=inputs).logits
+                else:
+                    logits = model(input_ids=inputs, attention_mask=inputs != model.config.pad_token_id).logits
+                total += int((logits.argmax(-1) == labels).sum())
                 count += len(labels)
                 continue
             out = model(input_ids=inputs, labels=labels)
             target = labels[labels != IGNORE_INDEX]
             total += float(F.cross_entropy(out.masked_logits.float(), target, reduction="sum"))
             count += target.numel()
-    if held_out.task == "vision":
+    if held_out.task in ("vision", "classify"):
         return "val_accuracy", total / count, count
     return "val_ppl", math.exp(total / count), count
 

@@ -19,6 +19,10 @@ pretrained model was validated on trains a head, and no test sentence was seen i
   chance by construction and a bag of words nearly so (README, "Finetuning"). Answering means finding each
   word of B in A: a Transformer's attention finds the same word in the other sentence wherever it is; gMLP's
   W mixes fixed offsets, and where B starts depends on A's length.
+- ``docs-match-common``: the same question where the "different" pairs hold the original sentence and the
+  sentence with a *common* noun swapped in (drawn by how often it follows a determiner), "same" pairs (s, s) and
+  (s', s'). In ``docs-match`` the nouns are drawn uniformly from the split's nouns, mostly rare words, which the
+  models learn to spot; here that cue is gone, and at the demo scale no architecture learns the task (README).
 - ``docs-span`` (question + context; the SQuAD analogue): the context is a sentence, the question the words
   around one of its words with that word replaced by "what" ("the what statement is used to ...?"), and the
   answer the word's span in the context. Finding it means finding where the question's words sit in the context.
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from gmlp_core.data.text import python_docs_corpus
+from gmlp_core.models.tasks import TASK_SPECS, TaskSpec
 
 SPLITS = ("train", "validation", "test")
 # Built-in tasks: at most this many examples per split (the corpus gives more training sentences than this).
@@ -86,11 +91,22 @@ class FinetuneTask:
     labels: tuple[str, ...] = ()  # class names, by label id (classification)
     built_in: bool = True  # made here from files that ship with Python (no download)
     control: bool = False  # a control of another task (the study's, not a task of the paper)
+    caveat: str = ""  # what a user typing their own examples should know (shown where they type)
     build: Callable[[str | None], TaskSplits] = lambda source: TaskSplits((), (), ())
 
     @property
     def pair(self) -> bool:
         return len(self.segments) == 2
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The head it trains (``gmlp_core.models.tasks``): what it predicts and its headline metric."""
+        return TASK_SPECS[self.head]
+
+    @property
+    def metric(self) -> str:
+        """The metric the task is judged by ("accuracy", or "f1" for spans), as metrics name it after val_/test_."""
+        return self.spec.headline.removeprefix("val_")
 
     @property
     def num_classes(self) -> int:
@@ -214,6 +230,46 @@ def _match_examples(sentence: str, rng: random.Random, split: str) -> list[Examp
     sx = " ".join(words[:j] + [x] + words[j + 1 :])
     sy = " ".join(words[:j] + [y] + words[j + 1 :])
     return [Example(sx, sx, label=0), Example(sx, sy, label=1), Example(sy, sy, label=0), Example(sy, sx, label=1)]
+
+
+@functools.cache
+def _noun_counts(split: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``_nouns(split)`` and how often each follows a determiner in the split's sentences."""
+    counts: dict[str, int] = {}
+    for sentence in docs_sentences(22, 100)[split]:
+        words = sentence.split()
+        for i in noun_slots(words):
+            counts[words[i].lower()] = counts.get(words[i].lower(), 0) + 1
+    nouns = _nouns(split)
+    return nouns, tuple(counts[n] for n in nouns)
+
+
+def _common_match_examples(sentence: str, rng: random.Random, split: str) -> list[Example]:
+    """The sentence s and s', s with one noun replaced by a noun of the same split drawn as often as it follows a
+    determiner there (a common noun, as a person would swap one): label 0 for (s, s) and (s', s'), 1 for (s, s')
+    and (s', s). Each segment alone is s or s' in half the examples of each class."""
+    words = sentence.split()
+    slots = noun_slots(words)
+    if not slots:
+        return []
+    j = rng.choice(slots)
+    present = {w.lower() for w in words}
+    nouns, counts = _noun_counts(split)
+    other = rng.choices(nouns, weights=counts)[0]
+    while other in present:
+        other = rng.choices(nouns, weights=counts)[0]
+    original, replaced = " ".join(words), " ".join(words[:j] + [other] + words[j + 1 :])
+    return [
+        Example(original, original, label=0),
+        Example(original, replaced, label=1),
+        Example(replaced, replaced, label=0),
+        Example(replaced, original, label=1),
+    ]
+
+
+def build_docs_match_common(source: str | None = None) -> TaskSplits:
+    """``docs-match-common``: ``docs-match`` with the original sentence kept and a common noun swapped in."""
+    return _built(_common_match_examples, max_words=22, max_chars=100)
 
 
 def build_docs_match(source: str | None = None) -> TaskSplits:
@@ -344,7 +400,7 @@ def build_squad(source: str | None = None) -> TaskSplits:
     return _hub_splits(ds, "validation", convert)
 
 
-_PER_SPLIT = {_match_examples}  # makers that draw from their split's words too
+_PER_SPLIT = {_match_examples, _common_match_examples}  # makers that draw from their split's words too
 
 FINETUNE_TASKS: dict[str, FinetuneTask] = {
     task.name: task
@@ -365,7 +421,21 @@ FINETUNE_TASKS: dict[str, FinetuneTask] = {
             "QQP / MNLI (sentence pair, cross-sentence matching)",
             ("A", "B"),
             MATCH_LABELS,
+            caveat=(
+                "Its different pairs swap in a noun drawn uniformly from the split's nouns, mostly rare words, and "
+                "the models learn to spot those: a pair that swaps one common noun for another is outside what "
+                "they were trained on, and they tend to answer same (README, Finetuning)."
+            ),
             build=build_docs_match,
+        ),
+        FinetuneTask(
+            "docs-match-common",
+            "classify",
+            "docs-match with a common noun swapped into the original sentence (harder: no rare-word cue)",
+            "QQP / MNLI (sentence pair, cross-sentence matching)",
+            ("A", "B"),
+            MATCH_LABELS,
+            build=build_docs_match_common,
         ),
         FinetuneTask(
             "docs-match-b",

@@ -175,6 +175,11 @@ class ModelConfig:
     def has_spatial_weights(self) -> bool:
         return self.arch != "transformer" and self.gating != "identity"
 
+    @property
+    def has_attention(self) -> bool:
+        """Whether some token mixing depends on the input through attention (the Transformer; aMLP's tiny head)."""
+        return self.arch != "gmlp"
+
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (the config itself is immutable)."""
         return dataclasses.replace(self, **changes)

@@ -247,7 +247,7 @@ class FinetuneData:
 
     @property
     def span(self) -> bool:
-        return finetune_task(self.task).head == "span"
+        return finetune_task(self.task).spec.span
 
     @classmethod
     def build(
@@ -257,7 +257,7 @@ class FinetuneData:
         splits = _ENCODED.pop(key, None)  # most recently used last
         if splits is None:
             raw = load_task_splits(task, source)
-            span = finetune_task(task).head == "span"
+            span = finetune_task(task).spec.span
             splits = {
                 name: EncodedSplit.build(tokenizer, raw.split(name), seq_len, span)
                 for name in ("train", "validation", "test")
@@ -281,11 +281,10 @@ class FinetuneData:
         for i in range(0, len(data.examples), 256):
             idx = torch.arange(i, min(i + 256, len(data.examples)))
             batch = {k: v.to(model.device) for k, v in data.batch(idx, self.span).items()}
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             if self.span:
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
                 spans.append(best_spans(out.start_logits, out.end_logits, _context_mask(data, idx)))
             else:
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
                 probs.append(out.logits.float().softmax(-1).cpu())
         if self.span:
             found = torch.cat(spans)
