@@ -213,16 +213,24 @@ def _nouns(split: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _noun_slot(sentence: str, rng: random.Random) -> tuple[list[str], int, set[str]] | None:
+    """The sentence's words, one of its noun slots drawn with ``rng`` and its words in lower case (which a
+    replacement must avoid); None for a sentence without a noun slot."""
+    words = sentence.split()
+    slots = noun_slots(words)
+    if not slots:
+        return None
+    return words, rng.choice(slots), {w.lower() for w in words}
+
+
 def _match_examples(sentence: str, rng: random.Random, split: str) -> list[Example]:
     """A sentence with one noun replaced by two different nouns X and Y of the same split, giving s_X and s_Y:
     label 0 ("same") for (s_X, s_X) and (s_Y, s_Y), label 1 for (s_X, s_Y) and (s_Y, s_X). Every segment is a
     sentence with a replaced noun, s_X or s_Y in half the examples of each class."""
-    words = sentence.split()
-    slots = noun_slots(words)
-    if not slots:
+    slot = _noun_slot(sentence, rng)
+    if slot is None:
         return []
-    j = rng.choice(slots)
-    present = {w.lower() for w in words}
+    words, j, present = slot
     nouns = _nouns(split)
     x, y = rng.sample(nouns, 2)
     while x in present or y in present:
@@ -248,12 +256,10 @@ def _common_match_examples(sentence: str, rng: random.Random, split: str) -> lis
     """The sentence s and s', s with one noun replaced by a noun of the same split drawn as often as it follows a
     determiner there (a common noun, as a person would swap one): label 0 for (s, s) and (s', s'), 1 for (s, s')
     and (s', s). Each segment alone is s or s' in half the examples of each class."""
-    words = sentence.split()
-    slots = noun_slots(words)
-    if not slots:
+    slot = _noun_slot(sentence, rng)
+    if slot is None:
         return []
-    j = rng.choice(slots)
-    present = {w.lower() for w in words}
+    words, j, present = slot
     nouns, counts = _noun_counts(split)
     other = rng.choices(nouns, weights=counts)[0]
     while other in present:
