@@ -6,6 +6,8 @@ checkpoint under the folder that was finetuned on a sentence-pair classification
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +336,22 @@ def show_answers(lens: Lens, readings: dict[str, PairReading]) -> None:
             )
             p0 = float(reading.probabilities[0])
             st.progress(p0, text=f"P({reading.labels[0]}) = {p0:.1%}")
+
+
+def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:
+    """The page's default view for the warm-up: each pair model's answers on the test pairs (the example picker),
+    its same-word share over them, and its layer-0 mixing of the lecture's pair (``dashboard.lecture.PAIR``)."""
+    from dashboard.lecture import PAIR
+
+    out: list[tuple[str, Callable[[], object]]] = []
+    for name in pair_models(lens):
+        task = pair_task_of(lens, name)
+        if not FINETUNE_TASKS[task].built_in:
+            continue
+        checkpoint = lens.checkpoint(name)
+        out += [
+            (f"test pairs: {name}", functools.partial(predictions, checkpoint, task)),
+            (f"same-word share: {name}", functools.partial(alignment, checkpoint, task)),
+            (f"pair mixing: {name}", functools.partial(_mixing, checkpoint, PAIR[0], PAIR[1], 0)),
+        ]
+    return out

@@ -1,6 +1,7 @@
 """Start-up work, done once per server process in a background thread, so the first visitor of each page finds
 its default view ready: every default model loaded, the default sentence's maps on W versus attention (with
-the influence estimate's measured error), the default model's W analysis and training snapshots.
+the influence estimate's measured error), the default model's W analysis and training snapshots, and the pair
+models' answers, same-word shares and lecture-pair mixing for "When attention matters".
 
 The first script run of the server starts it when its page is drawn (``start``); the jobs call the very cached functions the pages
 call, with the same arguments, so a page that asks while a job runs waits for that job (Streamlit computes
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dashboard import loaders, scaling_view, spatial_view, w_vs_attention_view
+from dashboard import attention_matters_view, loaders, scaling_view, spatial_view, w_vs_attention_view
 from dashboard.context import Lens
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def jobs(lens: Lens) -> list[Job]:
     out += spatial_view.warm_jobs(lens)
     out += w_vs_attention_view.warm_jobs(lens)
     out += scaling_view.warm_jobs()
+    out += attention_matters_view.warm_jobs(lens)  # the lecture's pair step: answers, shares, mixing
     out += w_vs_attention_view.error_jobs(lens)  # the exact maps: the slowest, and no page waits for them
     return out
 

@@ -29,8 +29,9 @@ def test_the_warm_up_prepares_the_default_views(app_root: Path, monkeypatch: pyt
     (status,) = warmup._STATUS.values()
     _wait(status)
     assert not status.failed and status.done == status.total
-    # four models, W's analysis and snapshots of mlm-gmlp, three W-versus-attention jobs per MLM model, Scaling's two
-    assert status.total == 4 + 3 + 3 * 3 + 2
+    # four models, W's analysis and snapshots of mlm-gmlp, three W-versus-attention jobs per MLM model, Scaling's two,
+    # and three per pair model (test-pair answers, same-word share, the lecture pair's mixing)
+    assert status.total == 4 + 3 + 3 * 3 + 2 + 3 * 3
     measured = {key[0]: error for key, (error, where) in view.MEASURED.items() if where == "the default sentence"}
     assert set(measured) == {"mlm-gmlp", "mlm-amlp", "mlm-transformer"} - _exact_models(app_root)
     for error in measured.values():
