@@ -44,7 +44,7 @@ EXAMPLES_PER_KIND = 6
 def task_labels() -> dict[str, str]:
     """The study's tasks in order, each with the paper's task it stands for as the axis label (two lines, so a
     1024 px projector fits them side by side)."""
-    return {t: f"{t}<br>({FINETUNE_TASKS[t].analogue.split(' (')[0]})" for t in TASKS}
+    return {t: f"{t}\n({FINETUNE_TASKS[t].analogue.split(' (')[0]})" for t in TASKS}
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -241,7 +241,7 @@ def show_pair_maps(lens: Lens, name: str, reading: PairReading, text_a: str, tex
     """One model's mixing of B into A at ``layer``: its attention (mean of heads), its W, and the block's effective
     mixing on this pair, side by side, each with its same-word share."""
     config = lens.checkpoint(name).config
-    st.subheader(f"{name} ({arch_label(config.arch)})")
+    st.subheader(f"{escape_markdown(name)} ({arch_label(config.arch)})")
     if layer >= config.n_layers:
         st.caption(f"{escape_markdown(name)} has {config.n_layers} layers: pick layer 0 to {config.n_layers - 1}.")
         return
@@ -278,7 +278,7 @@ def show_alignment(lens: Lens, names: list[str], task: str) -> None:
     best = [rows[rows["model"] == n].sort_values("ratio").iloc[-1] for n in names if (rows["model"] == n).any()]
     for slot, r in zip(widgets.columns_for(len(best)), best, strict=True):
         slot.metric(
-            f"{r['model']}: best at layer {r['layer']}, {r['mixing']}",
+            escape_markdown(f"{r['model']}: best at layer {r['layer']}, {r['mixing']}"),
             f"{r['ratio']:.1f}x chance",
             f"{r['share']:.0%} on the same word (chance {r['chance']:.0%})",
             delta_color="off",

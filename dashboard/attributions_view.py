@@ -129,8 +129,8 @@ def explain(lens: Lens, target: Target, n_steps: int) -> list[Attribution]:
 def show(target: Target, results: list[Attribution]) -> pd.DataFrame:
     """One model's panel: the explained prediction, each method's scores, and the convergence delta."""
     st.markdown(f"**{escape_markdown(target.name)}** ({arch_label(target.arch)})")
-    # a code span shows any token literally (quotes, ##pieces, markdown characters)
-    st.caption(f"explaining `` {target.label} `` (p = {target.probability:.1%})")
+    # escaped, not a code span: a token or class name may hold backticks, which would end the span
+    st.caption(f"explaining {escape_markdown(target.label)} (p = {target.probability:.1%})")
     rows = []
     for r in results:
         if r.delta is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.paths import display_path, is_within, links_leaving
+from dashboard.paths import ALLOW_HARD_LINKS_ENV, display_path, hard_linked, link_problem, links_leaving
 from gmlp_core.checkpoints import (
     CONFIG_NAME,
     PICKLE_SUFFIXES,
@@ -64,8 +64,26 @@ class Candidate:
     refused: str | None = None  # why it is not read at all (a link leaving the root)
 
 
-def _looks_like_checkpoint(names: set[str]) -> bool:
-    return CONFIG_NAME in names or WEIGHTS_NAME in names or any(n.lower().endswith(PICKLE_SUFFIXES) for n in names)
+def _is_checkpoint_folder(names: set[str]) -> bool:
+    """A folder is a checkpoint when it holds a config or safetensors weights. A pickle beside other things is a
+    file of its own (listed, refused with its message), never what makes its folder one checkpoint: a stray
+    ``x.pt`` must not turn a folder of checkpoints into one broken checkpoint."""
+    return CONFIG_NAME in names or WEIGHTS_NAME in names
+
+
+def _links_refused(name: str, folder: Path, root: Path) -> str | None:
+    """Why a checkpoint folder is not opened: links that leave the root or loop, or hard-linked files."""
+    outside = links_leaving(folder, root)
+    if outside:
+        return f"{name}: {', '.join(outside)} link(s) outside the root or in a loop; not opened"
+    hard = hard_linked(folder)
+    if hard:
+        return (
+            f"{name}: {', '.join(hard)} hard-linked (another name for the same file may lie outside the root, "
+            f"and the app cannot tell); not opened. Copy the files instead, or set {ALLOW_HARD_LINKS_ENV}=1 "
+            "when only you can write to this root"
+        )
+    return None
 
 
 def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
@@ -88,11 +106,12 @@ def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
                 continue
             path = Path(entry.path)
             name = display_path(path, root)
-            if entry.is_symlink() and not is_within(path, root):
-                found.append(Candidate(name, path, refused=f"{name} is a link that leads outside the root; not opened"))
+            problem = link_problem(path, root) if entry.is_symlink() else None
+            if problem:
+                found.append(Candidate(name, path, refused=f"{name} is {problem}; not opened"))
                 continue
-            if entry.is_file() and entry.name.lower().endswith(PICKLE_SUFFIXES) and folder == root:
-                found.append(Candidate(name, path))
+            if entry.is_file() and entry.name.lower().endswith(PICKLE_SUFFIXES):
+                found.append(Candidate(name, path))  # refused with the pickle message when inspected
                 continue
             if not entry.is_dir():
                 continue
@@ -101,10 +120,8 @@ def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
             except OSError as err:
                 found.append(Candidate(name, path, refused=f"{name}: cannot be listed ({err})"))
                 continue
-            if _looks_like_checkpoint(names):
-                outside = links_leaving(path, root)
-                refused = f"{name}: {', '.join(outside)} link(s) outside the root; not opened" if outside else None
-                found.append(Candidate(name, path, refused=refused))
+            if _is_checkpoint_folder(names):
+                found.append(Candidate(name, path, refused=_links_refused(name, path, root)))
             elif depth < max_depth:
                 walk(path, depth + 1)
 
@@ -114,12 +131,10 @@ def find_checkpoints(root: Path, max_depth: int = MAX_DEPTH) -> list[Candidate]:
         own = {e.name for e in os.scandir(root)}
     except OSError:
         own = set()
-    if _looks_like_checkpoint(own):
+    if _is_checkpoint_folder(own):
         # The folder is itself a checkpoint (a checkpoint's own name typed as the sub-folder): list it, as the
         # walk would from its parent, instead of an empty zoo.
-        outside = links_leaving(root, root)
-        refused = f"{root.name}: {', '.join(outside)} link(s) outside the root; not opened" if outside else None
-        return [Candidate(root.name, root, refused=refused)]
+        return [Candidate(root.name, root, refused=_links_refused(root.name, root, root))]
     walk(root, 1)
     return sorted(found, key=lambda c: c.name)
 

@@ -128,7 +128,7 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
     broken = int((zoo["status"] != "ok").sum()) if not zoo.empty else 0
     if technical:
         sb.caption(
-            f"Root: `{folder}`  \n{len(ok)} checkpoints"
+            f"Root: {escape_markdown(folder)}  \n{len(ok)} checkpoints"
             + (f", {broken} unreadable (see Overview)" if broken else "")
             + f"  \nModels run on **{device}**"
         )
@@ -140,7 +140,7 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
 def no_models_hint(folder: Path) -> str:
     """What to do when ``folder`` holds no loadable checkpoint (markdown)."""
     return (
-        f"No loadable checkpoints under `{escape_markdown(folder)}`. Build the demo zoo with "
+        f"No loadable checkpoints under {escape_markdown(folder)}. Build the demo zoo with "
         "`python -m gmlp_core zoo` (minutes on a CPU), train one with `python -m gmlp_core train`, clear the "
         "**Checkpoint sub-folder**, or start the app on another folder: `streamlit run dashboard/app.py -- --root DIR`."
     )

@@ -50,7 +50,7 @@ def cloze_of(lens: Lens, name: str) -> str | None:
 def quality_note(lens: Lens, names: list[str]) -> str:
     """One sentence a class can read before typing: how often each model gets the obvious word (cloze suite)."""
     scores = [(name, cloze_of(lens, name)) for name in names]
-    known = [f"{escape_markdown(name)} {score}" for name, score in scores if score]
+    known = [escape_markdown(f"{name} {score}") for name, score in scores if score]
     if not known:
         return ""
     return (
@@ -95,7 +95,7 @@ def fill_mask_panels(lens: Lens, names: list[str], text: str, top_k: int) -> pd.
             cloze = cloze_of(lens, name)
             st.caption(
                 f"{arch_label(loaded.config.arch)} · n = {loaded.config.seq_len} · {result.latency_ms:.1f} ms"
-                + (f" · cloze top-5 {cloze}" if cloze else "")
+                + (f" · cloze top-5 {escape_markdown(cloze)}" if cloze else "")
             )
             _length_notice(result, loaded.config.seq_len)
             table = result.table
@@ -159,7 +159,8 @@ def classify_panels(lens: Lens, names: list[str], image: ImageInput) -> pd.DataF
             verdict = ""
             if image.label is not None and result.names is None:
                 verdict = " ✓" if result.predicted == image.label else f" ✗ (true {image.label})"
-            st.metric("Prediction", f"{result.label(result.predicted)}{verdict}", help=f"{result.latency_ms:.1f} ms")
+            prediction = escape_markdown(result.label(result.predicted))
+            st.metric("Prediction", f"{prediction}{verdict}", help=f"{result.latency_ms:.1f} ms")
             st.caption(f"{arch_label(loaded.config.arch)} · {vision_task(loaded.config)} · {result.latency_ms:.1f} ms")
             top = result.table.head(5)
             if result.names is not None:  # "tiger cat (282)": the name, and the number that tells duplicates apart

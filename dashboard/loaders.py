@@ -9,9 +9,10 @@ off before they are shared and are never mutated afterwards.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +22,12 @@ import pandas as pd
 import streamlit as st
 import torch
 from PIL import Image
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from dashboard.bytecache import CACHE
 from dashboard.catalog import Candidate, find_checkpoints, inspect_checkpoint, signature, zoo_frame
 from dashboard.paths import is_within
-from gmlp_core.checkpoints import load_checkpoint, load_tokenizer, read_config, read_metrics_log, resolve_device
+from gmlp_core.checkpoints import load_checkpoint, load_metrics_log, load_tokenizer, read_config, resolve_device
 from gmlp_core.models import LensModel, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,45 @@ class Checkpoint:
 def per_checkpoint(cache: Callable = st.cache_data, **options: Any) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Cache ``fn(checkpoint, *args)`` per checkpoint (name, folder, file signature) and arguments.
 
-    ``cache`` is ``st.cache_data`` (tables: a copy per call) or ``st.cache_resource`` (models: shared);
-    ``options`` go to it (``max_entries``, ``show_spinner``, ``scope``).
+    Results live in ``dashboard.bytecache.CACHE``, one least-recently-used store bounded in bytes for the whole
+    server (``$GMLP_LENS_MAX_CACHE_GB``), that gives memory back when it evicts. ``cache`` says how results are
+    shared: ``st.cache_data`` (tables: each caller gets its own copy) or ``st.cache_resource`` (models: one shared
+    object); ``options``: ``max_entries`` (at most this many results of this function), ``show_spinner`` (a text
+    shown while computing) and ``scope="session"`` (a private object per browser session: Streamlit's own cache).
     """
+    if options.get("scope") == "session":
+        return _streamlit_per_checkpoint(cache, **options)
+    unknown = sorted(set(options) - {"max_entries", "show_spinner"})
+    if unknown:
+        raise TypeError(f"per_checkpoint: unknown option(s) {unknown}")
+    copy_out = cache is st.cache_data
+    spinner = options.get("show_spinner")
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        group = f"{fn.__module__}.{fn.__qualname__}"
+
+        @functools.wraps(fn)
+        def call(checkpoint: Checkpoint, *args: Any, **kwargs: Any) -> R:
+            key = (group, checkpoint.name, checkpoint.path, checkpoint.signature, freeze(args), freeze(kwargs))
+
+            def compute() -> R:
+                if isinstance(spinner, str) and get_script_run_ctx() is not None:
+                    with st.spinner(spinner):
+                        return fn(checkpoint, *args, **kwargs)
+                return fn(checkpoint, *args, **kwargs)
+
+            return CACHE.get_or_compute(
+                key, compute, copy_out=copy_out, group=group, group_max=options.get("max_entries")
+            )
+
+        call.clear = lambda: CACHE.clear(lambda key: key[0] == group)  # type: ignore[attr-defined]
+        return call
+
+    return decorate
+
+
+def _streamlit_per_checkpoint(cache: Callable, **options: Any) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``per_checkpoint`` on Streamlit's own cache (for ``scope="session"``: one object per browser session)."""
 
     def decorate(fn: Callable[..., R]) -> Callable[..., R]:
         def cached(_checkpoint: Checkpoint, key: tuple, *args: Any, **kwargs: Any) -> R:
@@ -75,6 +114,21 @@ def per_checkpoint(cache: Callable = st.cache_data, **options: Any) -> Callable[
         return call
 
     return decorate
+
+
+def freeze(value: Any) -> Hashable:
+    """A hashable stand-in for a cached function's argument, equal for equal values: arrays and tensors by their
+    shape, type and bytes' digest; lists, tuples and dicts item by item."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.shape, str(value.dtype), hashlib.sha1(np.ascontiguousarray(value).tobytes()).digest())
+    if isinstance(value, torch.Tensor):
+        return freeze(value.detach().cpu().numpy())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(freeze(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(k), freeze(v)) for k, v in value.items())))
+    hash(value)  # anything else must be hashable itself (a TypeError names it)
+    return value
 
 
 @dataclass(frozen=True)
@@ -140,17 +194,41 @@ def load(checkpoint: Checkpoint) -> Loaded:
 
 
 @per_checkpoint(max_entries=64, show_spinner=False)
+def _metrics_log(checkpoint: Checkpoint) -> tuple[pd.DataFrame, list[str]]:
+    log_ = load_metrics_log(checkpoint.path)
+    return pd.DataFrame(log_.rows), log_.notes
+
+
 def metrics_log(checkpoint: Checkpoint) -> pd.DataFrame:
-    """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent."""
-    return pd.DataFrame(read_metrics_log(checkpoint.path))
+    """The checkpoint's ``metrics.jsonl`` (one row per evaluation during training); empty when absent. Rows and
+    values that cannot be drawn are left out (``metrics_log_notes`` says which)."""
+    return _metrics_log(checkpoint)[0]
 
 
-@per_checkpoint(max_entries=32, show_spinner="Reading training snapshots...")
+def metrics_log_notes(checkpoint: Checkpoint) -> list[str]:
+    """What ``metrics_log`` left out of the checkpoint's log, a sentence each (empty when nothing)."""
+    return _metrics_log(checkpoint)[1]
+
+
+# Shared, not copied per call (st.cache_data hands every caller its own copy): the snapshots take the memory
+# ``limits.check_snapshots`` allowed once, not once more per rerun. Callers only read the arrays.
+@per_checkpoint(st.cache_resource, max_entries=32, show_spinner="Reading training snapshots...")
+def _snapshots(checkpoint: Checkpoint) -> tuple[dict[int, np.ndarray], list[str]]:
+    from gmlp_core.train.snapshots import read_spatial_snapshots
+
+    found, notes = read_spatial_snapshots(checkpoint.path, checkpoint.config)
+    return {step: w.numpy() for step, w in found.items()}, notes
+
+
 def snapshots(checkpoint: Checkpoint) -> dict[int, np.ndarray]:
-    """``{step: (n_layers, n, n)}`` spatial weights saved during training."""
-    from gmlp_core.train.snapshots import load_spatial_snapshots
+    """``{step: (n_layers, n, n)}`` spatial weights saved during training (tensors that are not this model's
+    snapshots left out: ``snapshot_notes`` says which)."""
+    return _snapshots(checkpoint)[0]
 
-    return {step: w.numpy() for step, w in load_spatial_snapshots(checkpoint.path).items()}
+
+def snapshot_notes(checkpoint: Checkpoint) -> list[str]:
+    """What ``snapshots`` left out of the checkpoint's snapshots file, a sentence each (empty when nothing)."""
+    return _snapshots(checkpoint)[1]
 
 
 @st.cache_data(show_spinner=False)

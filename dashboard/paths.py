@@ -9,6 +9,7 @@ No streamlit import here: these are plain functions the tests call directly.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from gmlp_core.zoo import DEFAULT_ROOT
 
 ROOT_ENV = "GMLP_LENS_ROOT"
+ALLOW_HARD_LINKS_ENV = "GMLP_LENS_ALLOW_HARD_LINKS"  # "1": read hard-linked files (a root only you write to)
 MAX_FOLDER_CHARS = 1024  # a sub-folder typed in the sidebar or given in the URL
 
 
@@ -60,11 +62,32 @@ def resolve_within(root: Path, relative: str) -> Path:
         raise PathRefused(f"{text!r} contains '..'; only folders inside the checkpoint root ({root}) can be opened")
     try:
         target = (root / pure).resolve()
-    except (OSError, RuntimeError) as err:
-        raise PathRefused(f"the folder cannot be opened ({err.strerror or err})") from err
+    except (OSError, RuntimeError) as err:  # Python 3.11-3.12 raise RuntimeError on a symlink loop, 3.13 OSError
+        raise PathRefused(f"{text!r} cannot be opened ({_reason(err)})") from err
     if not is_within(target, root):
         raise PathRefused(f"{text!r} is a link that leads outside the checkpoint root ({root}); it is not opened")
     return target
+
+
+def _reason(err: Exception) -> str:
+    """Why a path did not resolve, in words: a symlink loop, or the operating system's reason."""
+    if isinstance(err, RuntimeError) or getattr(err, "errno", None) == errno.ELOOP:
+        return "a symlink loop: a link that leads, through other links, back to itself"
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def link_problem(path: Path, root: Path) -> str | None:
+    """Why the link ``path`` may not be followed (a loop, or a target outside ``root``), or None when it may."""
+    try:
+        target = Path(path).resolve(strict=False)
+    except (OSError, RuntimeError) as err:
+        return _reason(err)
+    try:
+        os.stat(target)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return _reason(err)
+    return None if is_within(target, root) else "a link that leads outside the root"
 
 
 def is_within(path: Path, root: Path) -> bool:
@@ -89,7 +112,27 @@ def links_leaving(folder: Path, root: Path) -> list[str]:
     out = []
     try:
         for entry in os.scandir(folder):
-            if entry.is_symlink() and not is_within(Path(entry.path), root):
+            if entry.is_symlink() and link_problem(Path(entry.path), root):
+                out.append(entry.name)
+    except OSError:
+        return out
+    return sorted(out)
+
+
+def hard_linked(folder: Path) -> list[str]:
+    """The names of files in ``folder`` with more than one hard link (``st_nlink > 1``), unless
+    ``$GMLP_LENS_ALLOW_HARD_LINKS`` is 1.
+
+    A hard link, unlike a symlink, carries no trace of where its other names are: one may name a file outside
+    the root (anyone who can write into a shared root can link a file they can read). The app cannot tell, so it
+    refuses them; on a root only you write to, set ``GMLP_LENS_ALLOW_HARD_LINKS=1``.
+    """
+    if os.environ.get(ALLOW_HARD_LINKS_ENV) == "1":
+        return []
+    out = []
+    try:
+        for entry in os.scandir(folder):
+            if not entry.is_symlink() and entry.is_file() and entry.stat().st_nlink > 1:
                 out.append(entry.name)
     except OSError:
         return out

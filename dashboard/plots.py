@@ -3,6 +3,11 @@
 Builders take plain arrays and tables (computed by ``gmlp_core``) and return figures; pages show them
 with ``widgets.chart``. Matrices use numeric axes with token tick labels, so repeated tokens stay apart.
 
+Every string a builder is given (titles, tokens, names, class labels, column names) is plain text: tokens, checkpoint
+names and class names come from files anyone can write, and plotly would draw ``<a href>`` in a label as a link. So
+the builder that puts a string into the figure passes it through ``_text`` (``style.escape_label``) exactly once,
+and the only markup in a figure is the builder's own (``<br>``, ``<extra>``).
+
 Building a plotly figure is most of a rerun's server time (plotly validates every property it is given:
 ~20 ms for one heatmap), and a rerun usually draws the same figures again. So every public builder is
 ``@memo``: the same arguments (arrays and tables compared by content) give back the same finished figure,
@@ -28,7 +33,7 @@ from plotly.subplots import make_subplots
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from dashboard.lecture_bar import is_on
-from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label, template
+from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label, escape_label, template
 
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -118,10 +123,24 @@ def _finished(result: Any, large: bool) -> Any:
     return finish(result, large)
 
 
+_text = escape_label  # plain text into a plotly label: see the module docstring
+
+
+def _texts(values: Any) -> list[str]:
+    """Each of ``values`` (a column, a list) as a plotly label."""
+    return [_text(v) for v in values]
+
+
+def _cells(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """``df[columns]`` as plotly labels, for ``customdata`` (rows, columns)."""
+    return np.array([_texts(row) for row in df[list(columns)].astype(str).itertuples(index=False)], dtype=object)
+
+
 def _labels(n: int, tokens: Sequence[str] | None) -> list[str]:
+    """Hover labels "i: token" for ``n`` positions (bare positions beyond the tokens)."""
     if tokens is None:
         return [str(i) for i in range(n)]
-    return [f"{i}: {t}" for i, t in enumerate(list(tokens)[:n])] + [str(i) for i in range(len(tokens), n)]
+    return [f"{i}: {_text(t)}" for i, t in enumerate(list(tokens)[:n])] + [str(i) for i in range(len(tokens), n)]
 
 
 def _symmetric(z: np.ndarray) -> float:
@@ -182,7 +201,7 @@ def matrix_trace(
         x=np.arange(z.shape[1]) * factor if factor > 1 else None,  # axes stay in positions
         y=np.arange(z.shape[0]) * factor if factor > 1 else None,
         customdata=custom,
-        hovertemplate=f"{hover}<br>{value} = %{{z:.4f}}<extra></extra>",
+        hovertemplate=f"{hover}<br>{_text(value)} = %{{z:.4f}}<extra></extra>",
         showscale=showscale,
         colorbar=dict(thickness=12, x=colorbar_x) if colorbar_x is not None else dict(thickness=12),
         **kwargs,
@@ -206,7 +225,7 @@ def _tick_labels(n: int, tokens: Sequence[str] | None, side: int, label_px: int)
     if not named and step > 1:  # bare positions: round steps
         step = next(s for s in (1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100) if s >= step or s == 100)
     vals = list(range(0, n, step))
-    text = [_short(tokens[i]) if named and i < len(tokens) else str(i) for i in vals]  # type: ignore[index]
+    text = [_text(_short(tokens[i])) if named and i < len(tokens) else str(i) for i in vals]  # type: ignore[index]
     return dict(tickmode="array", tickvals=vals, ticktext=text, tickfont=dict(size=TICK_FONT))
 
 
@@ -232,16 +251,20 @@ def _range_text(zmin: float, zmax: float) -> str:
 
 
 def _wrap(title: str, width_px: int, char_px: float = 8.5) -> str:
-    """``title`` broken into lines that fit ``width_px`` at the title font (plotly never wraps by itself)."""
+    """Plain-text ``title`` as a plotly label broken into lines that fit ``width_px`` at the title font (plotly
+    never wraps by itself); a newline in ``title`` always breaks the line."""
     limit = max(8, int(width_px / char_px))
-    lines, line = [], ""
-    for word in title.split():
-        if line and len(line) + 1 + len(word) > limit:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "<br>".join([*lines, line])
+    lines = []
+    for paragraph in str(title).splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            if line and len(line) + 1 + len(word) > limit:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}".strip()
+        lines.append(line)
+    return "<br>".join(_text(line) for line in lines)
 
 
 @memo
@@ -280,7 +303,8 @@ def panel(
     if tokens_for_trace is None and row_tokens is not None:  # rows named, columns not (the gate's channels)
         trace.update(
             customdata=np.broadcast_to(np.array(_labels(rows, row_tokens), dtype=object)[:, None], z.shape),
-            hovertemplate=f"{y_title} %{{customdata}}<br>{x_title} %{{x}}<br>{value} = %{{z:.4f}}<extra></extra>",
+            hovertemplate=f"{_text(y_title)} %{{customdata}}<br>{_text(x_title)} %{{x}}<br>{_text(value)} = "
+            "%{z:.4f}<extra></extra>",
         )
     font = TICK_FONT + (2 if large else 0)
     label_px = font + 5
@@ -297,7 +321,7 @@ def panel(
     bottom = int(30 + (char * longest_x if col_tokens is not None else font + 4) + 10)
     right = 85
     width = left + side_x + right
-    title = _wrap(title, width - 20) if "<br>" not in title else title
+    title = _wrap(title, width - 20)
     top = 40 + 22 * title.count("<br>")
     trace.update(
         colorbar=dict(
@@ -305,7 +329,7 @@ def panel(
             len=0.8,  # the lower 80%: its title (what and the range) sits above it, inside the figure
             y=0.0,
             yanchor="bottom",
-            title=dict(text=f"{value}<br>{_range_text(*span)}", side="top", font=dict(size=12)),
+            title=dict(text=f"{_text(value)}<br>{_range_text(*span)}", side="top", font=dict(size=12)),
             tickfont=dict(size=font),
             tickmode="array",
             tickvals=_bar_ticks(*span),
@@ -322,8 +346,8 @@ def panel(
         margin=dict(l=left, r=right, t=top, b=bottom, autoexpand=False),
     )
     col_angle = -90 if col_tokens is not None and cols <= MAX_TOKEN_AXIS else 0
-    fig.update_xaxes(title=dict(text=x_title, font=dict(size=12), standoff=6), tickangle=col_angle, **x_ticks)
-    fig.update_yaxes(title=dict(text=y_title, font=dict(size=12), standoff=6), autorange="reversed", **y_ticks)
+    fig.update_xaxes(title=dict(text=_text(x_title), font=dict(size=12), standoff=6), tickangle=col_angle, **x_ticks)
+    fig.update_yaxes(title=dict(text=_text(y_title), font=dict(size=12), standoff=6), autorange="reversed", **y_ticks)
     return fig
 
 
@@ -406,7 +430,7 @@ def row_profiles(
         )
         fig.add_vline(x=0, line=dict(color="#999", dash="dot", width=1), row=r + 1, col=c + 1)
     fig.update_xaxes(title_text="j - i")
-    fig.update_layout(title=title, height=260 * rows + 80)
+    fig.update_layout(title=_text(title), height=260 * rows + 80)
     return fig
 
 
@@ -431,9 +455,9 @@ def layer_lines(
                 x=df[x],
                 y=df[y],
                 mode="lines+markers",
-                name=y.replace("_", " "),
+                name=_text(y.replace("_", " ")),
                 line=dict(color=colour),
-                hovertemplate=f"{x} %{{x}}<br>{y} = %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{_text(x)} %{{x}}<br>{_text(y)} = %{{y:.3f}}<extra></extra>",
             )
         )
         base = (baselines or {}).get(y)
@@ -443,14 +467,14 @@ def layer_lines(
                     x=df[x],
                     y=df[base],
                     mode="lines",
-                    name=f"{y.replace('_', ' ')}, random W",
+                    name=_text(f"{y.replace('_', ' ')}, random W"),
                     line=dict(color=colour, dash="dash", width=1.5),
-                    hovertemplate=f"no preference: {y} = %{{y:.3f}}<extra></extra>",
+                    hovertemplate=f"no preference: {_text(y)} = %{{y:.3f}}<extra></extra>",
                 )
             )
-    fig.update_layout(title=title, height=360, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
-    fig.update_xaxes(title=x, dtick=1 if len(df) <= 16 else None)
-    fig.update_yaxes(title=y_title)
+    fig.update_layout(title=_text(title), height=360, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    fig.update_xaxes(title=_text(x), dtick=1 if len(df) <= 16 else None)
+    fig.update_yaxes(title=_text(y_title))
     return fig
 
 
@@ -492,6 +516,7 @@ def image_grid(
     h, w = np.asarray(images[0]).shape
     title_gap = 0 if k == 1 else max(2, h // 4)  # room for each image's title, in pixels of the images
     z, origins = tile_images(images, cols, gap=1 if k > 1 else 0, title_gap=title_gap)
+    titles = _texts(titles)
     where = np.full(z.shape + (3,), "", dtype=object)
     for (top, left), title in zip(origins, titles, strict=True):
         rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -504,9 +529,9 @@ def image_grid(
         go.Heatmap(
             z=z,
             customdata=where,
-            colorbar=dict(thickness=12, title=dict(text=value)),
+            colorbar=dict(thickness=12, title=dict(text=_text(value))),
             hoverongaps=False,
-            hovertemplate=f"%{{customdata[0]}}<br>row %{{customdata[1]}}, column %{{customdata[2]}}<br>{value} = "
+            hovertemplate=f"%{{customdata[0]}}<br>row %{{customdata[1]}}, column %{{customdata[2]}}<br>{_text(value)} = "
             "%{z:.4f}<extra></extra>",
             **kwargs,
         )
@@ -542,7 +567,7 @@ def digit(image: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    fig.update_layout(title=_text(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
     return fig
 
 
@@ -555,7 +580,7 @@ def probabilities(
     fig = go.Figure(
         go.Bar(
             x=d[prob],
-            y=[str(v) for v in d[label]],
+            y=_texts(d[label]),
             orientation="h",
             marker_color=color or ARCH_COLORS["gmlp"],
             text=[f"{p:.1%}" for p in d[prob]],
@@ -563,7 +588,7 @@ def probabilities(
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
     )
-    fig.update_layout(title=title, height=max(200, 38 * len(d) + 90), margin=dict(l=10, r=10, t=50, b=30))
+    fig.update_layout(title=_text(title), height=max(200, 38 * len(d) + 90), margin=dict(l=10, r=10, t=50, b=30))
     top = float(d[prob].max()) if len(d) else 1.0
     fig.update_xaxes(range=[0, min(1.0, max(0.05, top * 1.3))], tickformat=".0%")
     fig.update_yaxes(type="category")
@@ -582,13 +607,13 @@ def token_scores(
             x=list(range(len(tokens))),
             y=scores,
             marker=dict(color=scores, colorscale=DIVERGING, cmin=-m, cmax=m),
-            customdata=[f"{i}: {t}" for i, t in enumerate(tokens)],
-            hovertemplate=f"%{{customdata}}<br>{value} = %{{y:.4f}}<extra></extra>",
+            customdata=_labels(len(tokens), tokens),
+            hovertemplate=f"%{{customdata}}<br>{_text(value)} = %{{y:.4f}}<extra></extra>",
         )
     )
     # upright labels: rotated ones would collide on a projector; every k-th token where they would crowd
     fig.update_xaxes(**_tick_labels(len(tokens), tokens, 360, TICK_FONT + 6), tickangle=-90)
-    fig.update_layout(title=title, height=360)
+    fig.update_layout(title=_text(title), height=360)
     return fig
 
 
@@ -649,9 +674,9 @@ def curves(
     seen: dict[str, int] = {}
     if y not in df or x not in df:  # a log written without this metric (e.g. no validation)
         fig.add_annotation(
-            text=f"no {y_title} in these logs", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+            text=_text(f"no {y_title} in these logs"), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
         )
-        fig.update_layout(title=title, height=420)
+        fig.update_layout(title=_text(title), height=420)
         return fig
     for name, g in df.groupby(group, sort=False):
         g = g.dropna(subset=[y]).sort_values(x)
@@ -664,16 +689,17 @@ def curves(
                 x=g[x],
                 y=g[y],
                 mode="lines+markers",
-                name=str(name),
+                name=_text(name),
                 line=dict(color=ARCH_COLORS.get(arch), dash=DASHES[k % len(DASHES)]),
                 marker=dict(size=5),
-                hovertemplate=f"{name}<br>{x_title} %{{x:,}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"{_text(name)}<br>{_text(x_title)} %{{x:,}}<br>{_text(y_title)} = %{{y:.4g}}"
+                "<extra></extra>",
             )
         )
     # The legend under the axis title, measured from the figure's bottom edge, so the two never collide
-    fig.update_layout(title=title, height=420, legend=LEGEND_BELOW)
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    fig.update_layout(title=_text(title), height=420, legend=LEGEND_BELOW)
+    fig.update_xaxes(title=_text(x_title))
+    fig.update_yaxes(title=_text(y_title), type="log" if log_y else "linear")
     if log_y and y in df:
         fig.update_yaxes(**log_ticks(df[y].to_numpy()))
     return fig
@@ -694,16 +720,17 @@ def scaling(
     fig = go.Figure()
     for arch, g in df.groupby("arch", sort=True):
         g = g.sort_values(x)
-        color = ARCH_COLORS.get(arch)
+        color, label = ARCH_COLORS.get(arch), _text(arch_label(arch))
         fig.add_trace(
             go.Scatter(
                 x=g[x],
                 y=g[y],
                 mode="markers",
-                name=arch_label(arch),
+                name=label,
                 marker=dict(size=11, color=color, line=dict(width=1, color="white")),
-                customdata=g[["name"]].astype(str).to_numpy() if "name" in g else None,
-                hovertemplate=f"%{{customdata[0]}}<br>{x} %{{x:,.0f}}<br>{y} %{{y:.4g}}<extra>{arch_label(arch)}</extra>",
+                customdata=np.array(_texts(g["name"]), dtype=object)[:, None] if "name" in g else None,
+                hovertemplate=f"%{{customdata[0]}}<br>{_text(x)} %{{x:,.0f}}<br>{_text(y)} %{{y:.4g}}"
+                f"<extra>{label}</extra>",
             )
         )
         row = fits[fits["arch"] == arch] if not fits.empty else fits
@@ -716,13 +743,13 @@ def scaling(
                     y=curve(r, xs),
                     mode="lines",
                     line=dict(color=color, dash="dash"),
-                    name=f"{arch_label(arch)} fit: alpha = {r['alpha']:.3f} +/- {r['alpha_err']:.3f}",
+                    name=f"{label} fit: alpha = {r['alpha']:.3f} +/- {r['alpha_err']:.3f}",
                     hoverinfo="skip",
                 )
             )
-    fig.update_xaxes(type="log", title=x.replace("_", " "), **log_ticks(df[x].to_numpy() if x in df else []))
-    fig.update_yaxes(type="log", title=y.replace("_", " "), **log_ticks(df[y].to_numpy() if y in df else []))
-    fig.update_layout(title=title, height=460, legend=LEGEND_BELOW)
+    fig.update_xaxes(type="log", title=_text(x.replace("_", " ")), **log_ticks(df[x].to_numpy() if x in df else []))
+    fig.update_yaxes(type="log", title=_text(y.replace("_", " ")), **log_ticks(df[y].to_numpy() if y in df else []))
+    fig.update_layout(title=_text(title), height=460, legend=LEGEND_BELOW)
     return fig
 
 
@@ -746,7 +773,7 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
         row_heights=[0.55, 0.45],
         vertical_spacing=0.12,
         subplot_titles=[
-            f"published {y.replace('_', ' ')}{flag}",
+            _text(f"published {y.replace('_', ' ')}{flag}"),
             f"sizes{flag} (no published perplexity)",
         ],
     )
@@ -759,13 +786,13 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
                 x=g[x],
                 y=g[y],
                 mode="lines+markers",
-                name=f"paper, {series}: {arch_label(arch)}{_flag(g['verified'])}",
+                name=_text(f"paper, {series}: {arch_label(arch)}{_flag(g['verified'])}"),
                 line=dict(color=ARCH_COLORS.get(arch), dash="dot"),
                 marker=dict(symbol="star" if verified else "star-open", size=14, color=ARCH_COLORS.get(arch)),
-                customdata=g[["model", "shape", "source"]].astype(str).to_numpy(),
+                customdata=_cells(g, ["model", "shape", "source"]),
                 hovertemplate=(
                     "%{customdata[0]} (%{customdata[1]})<br>"
-                    + f"{x.replace('_', ' ')} %{{x:,.0f}}<br>{y.replace('_', ' ')} %{{y:.3g}}<br>"
+                    + f"{_text(x.replace('_', ' '))} %{{x:,.0f}}<br>{_text(y.replace('_', ' '))} %{{y:.3g}}<br>"
                     + "Liu et al. 2021, %{customdata[2]}<extra></extra>"
                 ),
             ),
@@ -778,17 +805,17 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
         fig.add_trace(
             go.Scatter(
                 x=g[x],
-                y=[f"{series}: {arch_label(arch)}"] * len(g),
+                y=[_text(f"{series}: {arch_label(arch)}")] * len(g),
                 mode="markers+text",
-                text=short,
+                text=_texts(short),
                 textposition="middle right",  # beside the marker: rows never stack their labels
-                name=f"sizes, {series}: {arch_label(arch)}{_flag(g['verified'])}",
+                name=_text(f"sizes, {series}: {arch_label(arch)}{_flag(g['verified'])}"),
                 showlegend=False,
                 marker=dict(symbol="diamond-open", size=10, color=ARCH_COLORS.get(arch), line=dict(width=2)),
-                customdata=g[["model", "shape", "published_params_m", "val_ppl"]].astype(str).to_numpy(),
+                customdata=_cells(g, ["model", "shape", "published_params_m", "val_ppl"]),
                 hovertemplate=(
                     "%{customdata[0]} (%{customdata[1]})<br>"
-                    + f"{x.replace('_', ' ')} %{{x:,.0f}}<br>published params %{{customdata[2]}}M<br>"
+                    + f"{_text(x.replace('_', ' '))} %{{x:,.0f}}<br>published params %{{customdata[2]}}M<br>"
                     + "published ppl %{customdata[3]}<extra></extra>"
                 ),
             ),
@@ -797,10 +824,12 @@ def scaling_paper(points: pd.DataFrame, x: str, y: str, *, title: str = "") -> g
         )
     lo, hi = np.log10(points[x].min()), np.log10(points[x].max())
     fig.update_xaxes(type="log", range=[lo - 0.08, hi + 0.22], **log_ticks(points[x].to_numpy()))  # room for labels
-    fig.update_xaxes(title=f"{x.replace('_', ' ')} (counted by our code from the published shapes)", row=2, col=1)
-    fig.update_yaxes(type="log", title=f"published {y.replace('_', ' ')}", row=1, col=1, **log_ticks(known[y]))
+    fig.update_xaxes(
+        title=_text(f"{x.replace('_', ' ')} (counted by our code from the published shapes)"), row=2, col=1
+    )
+    fig.update_yaxes(type="log", title=_text(f"published {y.replace('_', ' ')}"), row=1, col=1, **log_ticks(known[y]))
     fig.update_yaxes(title="", row=2, col=1, automargin=True)
-    fig.update_layout(title=title, height=640, legend=LEGEND_BELOW, margin=dict(l=170))
+    fig.update_layout(title=_text(title), height=640, legend=LEGEND_BELOW, margin=dict(l=170))
     return fig
 
 
@@ -815,17 +844,17 @@ def slopes(fits: pd.DataFrame, *, title: str = "") -> go.Figure:
         paper = str(label).startswith("paper")
         fig.add_trace(
             go.Scatter(
-                x=[arch_label(a) for a in g["arch"]],
+                x=_texts(arch_label(a) for a in g["arch"]),
                 y=g["alpha"],
                 error_y=dict(type="data", array=g["alpha_err"].fillna(0).to_numpy(), visible=True),
                 mode="markers",
-                name=str(label),
+                name=_text(label),
                 marker=dict(size=12, symbol="star-open" if paper else "circle"),
-                hovertemplate="%{x}: alpha %{y:.3f}<extra>" + str(label) + "</extra>",
+                hovertemplate="%{x}: alpha %{y:.3f}<extra>" + _text(label) + "</extra>",
             )
         )
     fig.update_yaxes(title="alpha (loss ~ N^-alpha)", rangemode="tozero")
-    fig.update_layout(title=title, height=360, scattermode="group", legend=LEGEND_BELOW)
+    fig.update_layout(title=_text(title), height=360, scattermode="group", legend=LEGEND_BELOW)
     return fig
 
 
@@ -841,7 +870,7 @@ def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure
         horizontal_spacing=0.12,
     )
     colors = [ARCH_COLORS.get(a, "#888888") for a in table["arch"]]
-    variants = table["variant"].astype(str).tolist()
+    variants = _texts(table["variant"])
     fig.add_trace(
         go.Bar(
             x=variants,
@@ -868,7 +897,7 @@ def ablation(table: pd.DataFrame, unigram_ppl: float | None = None) -> go.Figure
         paper = table.dropna(subset=["paper_ppl"])
         fig.add_trace(
             go.Bar(
-                x=paper["variant"].astype(str),
+                x=_texts(paper["variant"]),
                 y=paper["paper_ppl"],
                 marker=dict(
                     color="rgba(0,0,0,0)", line=dict(color=[ARCH_COLORS.get(a, "#888") for a in paper["arch"]], width=2)
@@ -925,7 +954,7 @@ def knockouts(df: pd.DataFrame) -> go.Figure:
     metric = str(df["metric"].iloc[0])
     fig = go.Figure(
         go.Bar(
-            x=df["unit"],
+            x=_texts(df["unit"]),
             y=df["value"],
             marker_color=[
                 ARCH_COLORS.get("transformer") if k == "heads-off" else ARCH_COLORS.get("gmlp") for k in df["kind"]
@@ -951,9 +980,9 @@ def band_sweep(df: pd.DataFrame) -> go.Figure:
                 x=group["k"],
                 y=group["value"],
                 mode="lines+markers",
-                name=f"layer {layer}",
+                name=_text(f"layer {layer}"),
                 line=dict(dash=DASHES[i % len(DASHES)]),
-                hovertemplate=f"layer {layer}, k %{{x}}<br>{_metric_title(metric)} %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"{_text(f'layer {layer}')}, k %{{x}}<br>{_metric_title(metric)} %{{y:.4g}}<extra></extra>",
             )
         )
     fig.add_hline(
@@ -1003,7 +1032,7 @@ def snapshot_animation(
         vertical_spacing=0.14,
         # W is named by its colour bar: a title centred over its domain would sit on the tick labels (W is
         # pushed right, against the bar)
-        subplot_titles=["", f"row {position} of W", *([curve_label] if has_curve else [])],
+        subplot_titles=["", f"row {position} of W", *([_text(curve_label)] if has_curve else [])],
     )
     pooled = [pool_blocks(np.asarray(w, dtype=float), MAX_FRAME_SIDE) for w in weights]
     factor = pooled[0][1]
@@ -1057,7 +1086,7 @@ def snapshot_animation(
                 mode="lines+markers",
                 marker=dict(size=4),
                 line=dict(color="#555555", width=2),
-                hovertemplate=f"step %{{x:,}}<br>{curve_label} %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"step %{{x:,}}<br>{_text(curve_label)} %{{y:.4g}}<extra></extra>",
             ),
             row=2,
             col=1,
@@ -1068,7 +1097,7 @@ def snapshot_animation(
         fig.update_yaxes(type="log" if log_y else "linear", row=2, col=1, **ticks)  # the subplot title names it
     traces = [0, 2, 4, 5] if has_curve else [0, 2]
     fig.frames = [
-        go.Frame(name=str(step), data=moving(k), traces=traces, layout=dict(title=dict(text=titles[k])))
+        go.Frame(name=str(step), data=moving(k), traces=traces, layout=dict(title=dict(text=_text(titles[k]))))
         for k, step in enumerate(steps)
     ]
     pad = 0.05 * float(np.nanmax(np.abs(rows))) or 1.0
@@ -1077,7 +1106,7 @@ def snapshot_animation(
     fig.update_xaxes(title="j - i", row=1, col=2)
     fig.update_yaxes(side="right", range=[float(rows.min()) - pad, float(rows.max()) + pad], row=1, col=2)
     fig.update_layout(
-        title=dict(text=titles[start]),
+        title=dict(text=_text(titles[start])),
         height=820 if has_curve else 560,
         showlegend=False,
         margin=dict(t=90, b=190, r=60),
@@ -1103,7 +1132,7 @@ def _step_marker(curve: pd.Series, step: int, label: str) -> list[go.Scatter]:
         y=[value] if logged is not None else [],
         mode="markers",
         marker=dict(size=14, color=ARCH_COLORS["gmlp"], line=dict(width=2, color="white")),
-        hovertemplate=f"step {logged}: {label} {value:.4g}<br>(the last evaluation at or before step {step})"
+        hovertemplate=f"step {logged}: {_text(label)} {value:.4g}<br>(the last evaluation at or before step {step})"
         "<extra></extra>"
         if logged is not None
         else None,
@@ -1163,7 +1192,7 @@ def finetune_study(
         cell = cells.get_group((source, init))
         arch = str(cell["arch"].iloc[0])
         color = ARCH_COLORS.get(arch, "#888888")
-        name = model_labels.get(source, source) + (" (from scratch)" if init == "scratch" else "")
+        name = _text(model_labels.get(source, source) + (" (from scratch)" if init == "scratch" else ""))
         offset = -0.4 + width * (k + 0.5)
         xs, ys, texts = [], [], []
         for task, group in cell.groupby("task", sort=False):
@@ -1174,7 +1203,7 @@ def finetune_study(
             spread = np.linspace(-width * 0.25, width * 0.25, len(values)) if len(values) > 1 else np.zeros(1)
             xs += list(base + spread)
             ys += list(values)
-            texts += [f"{name}<br>{task_labels[task]}<br>seed {s}" for s in group["seed"]]
+            texts += [f"{name}<br>{_text(task_labels[task])}<br>seed {_text(s)}" for s in group["seed"]]
             mean = float(values.mean())
             sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             fig.add_trace(
@@ -1186,7 +1215,7 @@ def finetune_study(
                     error_y=dict(type="data", array=[sd], color=color, thickness=2, width=6),
                     legendgroup=name,
                     showlegend=False,
-                    hovertemplate=f"{name}<br>{task_labels[task]}<br>mean %{{y:.1f}} +- {sd:.1f} "
+                    hovertemplate=f"{name}<br>{_text(task_labels[task])}<br>mean %{{y:.1f}} +- {sd:.1f} "
                     f"({len(values)} seed{'s' if len(values) > 1 else ''})<extra></extra>",
                 )
             )
@@ -1210,10 +1239,10 @@ def finetune_study(
     fig.update_xaxes(
         tickmode="array",
         tickvals=list(range(len(task_labels))),
-        ticktext=list(task_labels.values()),
+        ticktext=_texts(task_labels.values()),
         range=[-0.5, len(task_labels) - 0.5],
     )
     fig.update_yaxes(title="test accuracy or F1 (%)")
     fig.add_hline(y=50, line=dict(dash="dot", color="#888888"), annotation_text="chance (classification)")
-    fig.update_layout(title=title, height=460, legend=LEGEND_BELOW, margin=dict(b=110))
+    fig.update_layout(title=_text(title), height=460, legend=LEGEND_BELOW, margin=dict(b=110))
     return fig

@@ -16,8 +16,10 @@ import torch
 from dashboard import loaders, plots, widgets
 from dashboard.context import Lens
 from dashboard.loaders import Checkpoint, load, per_checkpoint
+from dashboard.style import escape_markdown
 from dashboard.training_view import METRIC_LABELS
 from gmlp_core.analysis import spatial as sp
+from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.models import ModelConfig
 
 _GATING_FORMULA = {
@@ -83,9 +85,11 @@ def by_construction(config: ModelConfig) -> str:
     return " ".join(parts)
 
 
-@per_checkpoint(max_entries=32, show_spinner="Analysing W...")
+@per_checkpoint(st.cache_resource, max_entries=32, show_spinner="Analysing W...")
 def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
-    """W, its Toeplitz decomposition and per-layer scores of ``checkpoint``, on the config's grid."""
+    """W, its Toeplitz decomposition and per-layer scores of ``checkpoint``, on the config's grid: shared by every
+    session and only read (st.cache_data would hand every rerun its own copy of the three (layers, n, n) arrays,
+    beyond ``limits.estimate_spatial_report``)."""
     return sp.spatial_report(load(checkpoint).model)
 
 
@@ -153,7 +157,13 @@ def snapshot_timeline(checkpoint: Checkpoint, layer: int) -> None:
     """Layer ``layer``'s W at every saved training step as one animation (Play, or the slider under it, runs in
     the browser), with its middle row and the validation curve marked at the step shown."""
     name = checkpoint.name
-    snaps = loaders.snapshots(checkpoint)
+    try:
+        snaps = loaders.snapshots(checkpoint)
+    except CheckpointError as err:
+        st.warning(f"The training snapshots are not shown: {escape_markdown(err)}")
+        return
+    for note in loaders.snapshot_notes(checkpoint):
+        st.caption(escape_markdown(f"Snapshots: {note}."))
     if not snaps:
         st.info("This checkpoint has no training snapshots (`spatial_snapshots.safetensors`, written during training).")
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -134,3 +135,15 @@ _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\\[-`{-~])")
 def escape_markdown(text: object) -> str:
     """``text`` with every markdown-active character backslash-escaped, for ``st.markdown``/``st.error``."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def escape_label(text: object) -> str:
+    """``text`` for a plotly label (title, tick label, legend entry, hover text, annotation), shown as written.
+
+    plotly draws labels as its own HTML: ``<a href=...>`` becomes a link, ``<b>`` bold text, and a hover template
+    fills in any ``%{...}``. So ``&``, ``<`` and ``>`` become entities and ``%{`` becomes ``&#37;{`` (plotly
+    decodes them back for the reader); a newline becomes a line break, which plotly would otherwise drop.
+    Every figure builder in ``dashboard.plots`` passes the text it is given through this, once.
+    """
+    escaped = html.escape(str(text), quote=False).replace("%{", "&#37;{")
+    return escaped.replace("\r\n", "\n").replace("\n", "<br>")

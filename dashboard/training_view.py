@@ -50,6 +50,12 @@ def training_logs(lens: Lens, names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def log_notes(lens: Lens, names: list[str]) -> dict[str, list[str]]:
+    """Per checkpoint, what its log reader left out (bad rows, values that are not numbers), when anything."""
+    notes = {name: loaders.metrics_log_notes(lens.checkpoint(name)) for name in names}
+    return {name: found for name, found in notes.items() if found}
+
+
 def metric_chart(logs: pd.DataFrame, x: str, metric: str, key: str) -> None:
     """One metric's curves with readable axis titles, and what the metric means under the chart."""
     log_y = metric in ("loss", "val_loss") or metric.endswith("ppl")  # ppl falls from thousands to tens

@@ -14,17 +14,19 @@ import streamlit as st
 from dashboard.lecture_bar import is_on as lecturing
 from dashboard.plots import finish
 from dashboard.style import escape_markdown
-from gmlp_core.checkpoints import CheckpointError
+from gmlp_core.checkpoints import TYPED_TEXT_CHARS, CheckpointError
 from gmlp_core.data.images import BadImage
+from gmlp_core.data.tokenizer import TokenizerFailure
 from gmlp_core.inference import BadInput
 
 log = logging.getLogger(__name__)
 
-USER_ERRORS: tuple[type[Exception], ...] = (BadInput, BadImage, CheckpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (BadInput, BadImage, CheckpointError, TokenizerFailure)
 
-# Every text box reads at most this many characters (the models read at most seq_len word pieces anyway);
-# the library refuses far longer text (gmlp_core.inference.MAX_TEXT_CHARS).
-TEXT_WINDOW = 20_000
+# Every text box reads at most this many characters (the models read at most seq_len word pieces anyway): the
+# length every tokenizer was timed on, worst case, when it was loaded (gmlp_core.checkpoints), so no text typed
+# here holds the server longer than that allows. The library refuses far longer text (inference.MAX_TEXT_CHARS).
+TEXT_WINDOW = TYPED_TEXT_CHARS
 
 # The width of a chart drawn next to another: two fit a wide screen, and each stays readable when a
 # 1024 px screen stacks them.

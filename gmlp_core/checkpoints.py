@@ -10,11 +10,13 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import struct
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,12 @@ def read_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(
             f"{path}: missing {CONFIG_NAME}; a checkpoint is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
+    return read_config_file(path)
+
+
+def read_config_file(path: Path) -> ModelConfig:
+    """Read and validate a config JSON file: its size, its fields, the resource limits (``limits.check_config``)
+    and what an imported classifier records. Every config read from disk goes through here."""
     limits = Limits.from_env()
     data = read_json(path, limits.max_json_mb)
     try:
@@ -266,27 +274,86 @@ def load_tokenizer(directory: str | Path) -> Any | None:
 # Inputs that make a backtracking pre-tokenizer regex slow or panic: long runs of one class of character.
 TOKENIZER_PROBES = ("a" * 4000 + "!", " " * 4000 + "a", "1" * 4000 + "x", "ab-" * 1300 + "\n", "[MASK] " * 600)
 TOKENIZER_PROBE_SECONDS = 2.0
+# The longest text a visitor can give a tokenizer in one go (the dashboard reads at most this much of a text box:
+# ``dashboard.widgets.TEXT_WINDOW``), and how long a tokenizer may take on the worst such text: encoding holds the
+# interpreter, so every other session of the server waits that long.
+TYPED_TEXT_CHARS = 20_000
+TYPED_TEXT_SECONDS = 1.0
 
 
 def _probe_tokenizer(tokenizer: Any, path: Path) -> None:
     """Refuse a tokenizer that panics or is slow on adversarial text of the size the dashboard accepts, before
     any visitor's text reaches it (a panic in Rust is a BaseException; a slow regex would hold a server thread)."""
-    start = time.perf_counter()
     try:
+        _probe_long_words(tokenizer, path)  # first: it stops within milliseconds of a word length that is too slow
+        start = time.perf_counter()
         for text in TOKENIZER_PROBES:
             tokenizer.encode(text, add_special_tokens=False)
+        seconds = time.perf_counter() - start
+        if seconds > TOKENIZER_PROBE_SECONDS:
+            raise CheckpointError(
+                f"{path}: the tokenizer took {seconds:.1f} s on 20 kB of test text (limit "
+                f"{TOKENIZER_PROBE_SECONDS:g} s): its pre-tokenizer pattern is too slow to serve"
+            )
+    except CheckpointError:
+        raise
     except BaseException as err:
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
         raise CheckpointError(
             f"{path}: the tokenizer fails on long runs of text ({type(err).__name__}: {err})"
         ) from err
-    seconds = time.perf_counter() - start
-    if seconds > TOKENIZER_PROBE_SECONDS:
-        raise CheckpointError(
-            f"{path}: the tokenizer took {seconds:.1f} s on 20 kB of test text (limit {TOKENIZER_PROBE_SECONDS:g} s): "
-            "its pre-tokenizer pattern is too slow to serve"
-        )
+
+
+def _worst_word(tokenizer: Any) -> tuple[str, int]:
+    """The character whose runs cost the tokenizer the most per character, and the longest word worth timing.
+
+    A WordPiece model matches a word greedily, longest piece first: a word it reads one piece per character (the
+    character and its continuation, ``##c``, both in the vocabulary) makes it try every shorter substring at every
+    position, quadratic in the word's length or worse, up to ``max_input_chars_per_word`` (longer words are one
+    [UNK]). Other models have no such limit: a word as long as a typed text is timed.
+    """
+    model = tokenizer.model
+    limit = getattr(model, "max_input_chars_per_word", None)
+    longest = min(limit, TYPED_TEXT_CHARS) if isinstance(limit, int) and limit > 0 else TYPED_TEXT_CHARS
+    prefix = getattr(model, "continuing_subword_prefix", None) or ""
+    vocab = tokenizer.get_vocab(with_added_tokens=False)
+    singles = sorted((t for t in vocab if len(t) == 1 and prefix + t in vocab), key=lambda c: (not c.isalnum(), c))
+    for char in singles[:16]:  # one the normalizer and pre-tokenizer leave alone: eight characters, eight pieces
+        if len(tokenizer.encode(char * 8, add_special_tokens=False).ids) == 8:
+            return char, longest
+    return "a", longest
+
+
+def _probe_long_words(tokenizer: Any, path: Path) -> None:
+    """Refuse a tokenizer whose worst words would hold the server for more than ``TYPED_TEXT_SECONDS`` over a typed
+    text of ``TYPED_TEXT_CHARS`` characters: one such word is timed at doubling lengths up to the longest the
+    tokenizer reads as a word, and its time is scaled to a text made of them (stopping at the first length over)."""
+    char, longest = _worst_word(tokenizer)
+    length = min(64, longest)
+    while True:
+        word = char * length
+        seconds = _encode_seconds(tokenizer, word)
+        if seconds * TYPED_TEXT_CHARS / (length + 1) > TYPED_TEXT_SECONDS:
+            seconds = min(seconds, _encode_seconds(tokenizer, word))  # one slow measurement is not enough to refuse
+        projected = seconds * TYPED_TEXT_CHARS / (length + 1)  # words of this length, one space apart
+        if projected > TYPED_TEXT_SECONDS:
+            limit = getattr(tokenizer.model, "max_input_chars_per_word", None)
+            setting = f" (max_input_chars_per_word = {limit:,}; BERT's is 100)" if isinstance(limit, int) else ""
+            raise CheckpointError(
+                f"{path}: the tokenizer needs {seconds * 1e3:.0f} ms for one word of {length:,} characters{setting}, "
+                f"about {projected:.1f} s for {TYPED_TEXT_CHARS:,} typed characters of such words (limit "
+                f"{TYPED_TEXT_SECONDS:g} s, during which the server answers nobody): too slow to serve"
+            )
+        if length >= longest:
+            return
+        length = min(longest, 2 * length)
+
+
+def _encode_seconds(tokenizer: Any, text: str) -> float:
+    start = time.perf_counter()
+    tokenizer.encode(text, add_special_tokens=False)
+    return time.perf_counter() - start
 
 
 def load_metrics(directory: str | Path) -> dict[str, Any]:
@@ -300,28 +367,68 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_metrics_log(directory: str | Path) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class MetricsLog:
+    """A checkpoint's ``metrics.jsonl``: the rows that can be drawn, and a note for everything left out."""
+
+    rows: list[dict[str, Any]]
+    notes: list[str]
+
+
+def load_metrics_log(directory: str | Path) -> MetricsLog:
     """The rows of the checkpoint's ``metrics.jsonl`` (one per evaluation during training); empty when absent.
-    A file over the log limit is not read (logged); lines that are not JSON objects are skipped."""
+
+    Everything else is left out with a note, never an error: a file over the log limit is not read; a line that is
+    not a JSON object, or whose ``step`` is not a whole number >= 0, is skipped; a value that is not a finite
+    number (a string loss, a list, true/false, NaN) is dropped from its row, which keeps its other values.
+    """
     file = Path(directory) / "metrics.jsonl"
     max_mb = Limits.from_env().max_log_mb
     if not file.is_file():
-        return []
+        return MetricsLog([], [])
     if file.stat().st_size > max_mb * MB:
         log.warning("%s is over %g MB; not read", file, max_mb)
-        return []
-    rows = []
+        return MetricsLog([], [f"metrics.jsonl is over the log limit of {max_mb:g} MB: not read"])
+    rows: list[dict[str, Any]] = []
+    bad_lines: list[int] = []
+    dropped: dict[str, int] = {}
     for i, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            log.warning("%s line %d is not JSON; skipped", file, i)
+            row = None
+        step = row.get("step") if isinstance(row, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            bad_lines.append(i)
             continue
-        if isinstance(row, dict):  # a log row is an object of numbers; anything else is skipped
-            rows.append(row)
-    return rows
+        kept: dict[str, Any] = {"step": step}
+        for key, value in row.items():
+            if key == "step":
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                kept[str(key)] = value
+            elif value is not None:
+                dropped[str(key)] = dropped.get(str(key), 0) + 1
+        rows.append(kept)
+    notes = []
+    if bad_lines:
+        shown = ", ".join(map(str, bad_lines[:5])) + (", ..." if len(bad_lines) > 5 else "")
+        notes.append(
+            f"{len(bad_lines)} line(s) of metrics.jsonl skipped (not a JSON object with a whole-number step): "
+            f"line {shown}"
+        )
+    for key, count in sorted(dropped.items()):
+        notes.append(f"{count} value(s) of {key!r} left out (not a finite number)")
+    for note in notes:
+        log.warning("%s: %s", file, note)
+    return MetricsLog(rows, notes)
+
+
+def read_metrics_log(directory: str | Path) -> list[dict[str, Any]]:
+    """The drawable rows of the checkpoint's ``metrics.jsonl`` (``load_metrics_log``'s rows)."""
+    return load_metrics_log(directory).rows
 
 
 def _safetensors_header(path: Path, max_mb: float) -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -358,22 +358,19 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _convert_run(a: argparse.Namespace) -> int:
-    import torch
+    from gmlp_core import build_model, save_checkpoint
+    from gmlp_core.checkpoints import read_config_file
+    from gmlp_core.importers import read_state_dict
 
-    from gmlp_core import ModelConfig, build_model, save_checkpoint
-
-    cfg = ModelConfig.from_json(Path(a.config).read_text(encoding="utf-8"))
-    # weights_only=True: only tensors and plain containers are unpickled; no code objects run.
-    import pickle
-
-    try:
-        state = torch.load(a.pickle, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{a.pickle}: refused: it holds more than tensors, so it is not loaded ({err})") from err
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    cfg = read_config_file(Path(a.config))  # the checks of every config read, resource limits included
+    # As import reads weights: torch.load(weights_only=True), so only tensors and plain containers are unpickled and
+    # no code runs; the file's size checked against the memory limit first; a file of the wrong kind is a message.
+    state = read_state_dict(a.pickle)
     model = build_model(cfg)
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # missing, unexpected or mis-shaped tensors
+        raise ValueError(f"{a.pickle} does not fit {a.config}: {str(err)[:2000]}") from err
     save_checkpoint(model, a.out)
     print(f"wrote {a.out}")
     return 0

@@ -45,11 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from gmlp_core.checkpoints import save_checkpoint
+from gmlp_core.checkpoints import CheckpointError, _safetensors_header, save_checkpoint
 from gmlp_core.data.images import Preprocess
-from gmlp_core.limits import check_config
+from gmlp_core.limits import GB, Limits, check_config
 from gmlp_core.models import LensModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -101,27 +103,62 @@ class Imported:
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from ``.safetensors``, or from ``.pth``/``.pt``/``.bin`` with ``torch.load(weights_only=True)``
     (tensors and plain containers only: no code is unpickled). A ``{"state_dict": ...}`` or ``{"model": ...}``
-    wrapper, as training scripts save, is unwrapped."""
+    wrapper, as training scripts save, is unwrapped.
+
+    Before a tensor is read, what reading it and converting it to float32 takes is checked against the memory limit:
+    from the header of a safetensors file, from the size of a torch file (its tensors are its bytes). A file that is
+    not what its suffix says is an ``ImportRefused`` that says what it looks like."""
     path = Path(path)
     if not path.is_file():
         raise ImportRefused(f"{path}: no such weights file")
+    limits = Limits.from_env()
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: Any = load_file(str(path), device="cpu")
+        try:
+            header = _safetensors_header(path, limits.max_header_mb)
+        except CheckpointError as err:
+            raise ImportRefused(f"{err}{_looks_like(path)}") from err
+        # as read (at most 4 bytes a number for the float dtypes) and as float32
+        _check_weights_memory(path, 8.0 * sum(math.prod(shape) for _, shape in header.values()), limits)
+        try:
+            state: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ImportRefused(f"{path}: not a readable safetensors file ({err}){_looks_like(path)}") from err
     else:
-        import pickle
-
+        _check_weights_memory(path, 3.0 * path.stat().st_size, limits)  # float16 as read, then twice that as float32
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-            raise ImportRefused(f"{path}: not a weights-only torch file ({err})") from err
+        except Exception as err:  # on bytes it cannot parse, the unpickler raises anything (KeyError, IndexError...)
+            why = f"{type(err).__name__}: {err}"[:300]
+            raise ImportRefused(f"{path}: not a weights-only torch file ({why}){_looks_like(path)}") from err
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
         raise ImportRefused(f"{path}: expected a state dict (names to tensors)")
     return {k.removeprefix("module."): v.float() for k, v in state.items()}
+
+
+def _check_weights_memory(path: Path, need: float, limits: Limits) -> None:
+    if need > limits.max_memory_gb * GB:
+        raise ImportRefused(
+            f"{path}: reading its tensors as float32 takes about {need / GB:.1f} GB, above the limit of "
+            f"{limits.max_memory_gb:g} GB (raise it with GMLP_LENS_MAX_MEMORY_GB)"
+        )
+
+
+def _looks_like(path: Path) -> str:
+    """A hint when a weights file's first bytes say it is in the other format than its suffix."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError:
+        return ""
+    pickled = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # a torch zip file, or a plain pickle
+    if path.suffix == ".safetensors" and pickled:
+        return "; it looks like a torch pickle: name it .pt to read it with torch.load(weights_only=True)"
+    if path.suffix != ".safetensors" and head[8:9] == b"{":  # 8 bytes of header size, then the JSON header
+        return "; it looks like a safetensors file: name it .safetensors"
+    return ""
 
 
 def _rename(state: dict[str, Tensor], rules: list[tuple[str, str]], source: str) -> dict[str, Tensor]:
@@ -512,6 +549,7 @@ def import_gmlp_pytorch(weights: str | Path, given: dict[str, Any] | None = None
     args = gmlp_pytorch_args(state, dict(given or {}))
     vision = "num_classes" in args
     cfg = config_from_gmlp_pytorch(args, name=Path(weights).stem)
+    check_config(cfg, source=str(weights))  # before our model and the peer are built
     source = f"g-mlp-pytorch {'gMLPVision' if vision else 'gMLP'} ({weights})"
     ours_state = _rename(state, _gmlp_pytorch_rules(vision), source)
     for key in [k for k in ours_state if k.endswith("sgu.spatial.weight") or k.endswith("sgu.spatial.bias")]:

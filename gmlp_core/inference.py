@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 from torch import Tensor, nn
 
 from gmlp_core.data.images import class_names_of
-from gmlp_core.data.tokenizer import MASK_ID, EncodedText, count_masks, encode_for_model
+from gmlp_core.data.tokenizer import MASK_ID, EncodedText, count_masks, encode_for_model, encode_ids
 from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.model import IGNORE_INDEX
 
@@ -198,7 +198,7 @@ def predict_mask(
     if token is None:
         token_id = int(probs.argmax())
     else:
-        pieces = tokenizer.encode(_clean_text(token), add_special_tokens=False).ids
+        pieces = encode_ids(tokenizer, _clean_text(token))
         if len(pieces) != 1:
             raise BadInput(f"'{token}' is {len(pieces)} word pieces in this vocabulary; pick a single-piece word")
         token_id = pieces[0]

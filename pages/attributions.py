@@ -37,7 +37,10 @@ if task == "mlm":
     left, right = st.columns(2)
     which = left.selectbox("Which [MASK]", range(masks), format_func=lambda i: f"#{i + 1}", key="attr-mask")
     word = right.text_input("Explain this word instead of each model's top guess (optional)", key="attr-word")
-    targets = text_targets(lens, names, text, which, word.strip().lower() or None)
+    word = widgets.text_window(word).strip().lower() or None
+    targets = None
+    with widgets.guard("The prediction to explain"):  # a tokenizer can fail on a typed text: a message, not a hang
+        targets = text_targets(lens, names, text, which, word)
 else:
     image = pick_image("attr", **image_options(lens, names))
     if image is None:
@@ -46,7 +49,11 @@ else:
     choice = st.selectbox(
         "Class to explain", ["each model's prediction"] + classes, format_func=show_class, key="attr-class"
     )
-    targets = image_targets(lens, names, image, None if isinstance(choice, str) else int(choice))
+    targets = None
+    with widgets.guard("The class to explain"):
+        targets = image_targets(lens, names, image, None if isinstance(choice, str) else int(choice))
+if targets is None:
+    st.stop()
 
 request = (
     task,

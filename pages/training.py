@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, widgets
 from dashboard.style import escape_markdown, model_labels
-from dashboard.training_view import METRIC_HELP, METRIC_LABELS, X_LABELS, metric_chart, training_logs
+from dashboard.training_view import METRIC_HELP, METRIC_LABELS, X_LABELS, log_notes, metric_chart, training_logs
 
 lens = context.current()
 st.title("Training")
@@ -27,9 +27,11 @@ if logs.empty:
 missing = sorted(set(names) - set(logs["name"]))
 if missing:
     st.info(f"No training log for: {escape_markdown(', '.join(missing))}")
-x = st.radio("Horizontal axis", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key="train-x")
+for name, notes in log_notes(lens, names).items():
+    st.caption(escape_markdown(f"{name}: {'; '.join(notes)}."))
+axes = [x for x in X_LABELS if x in logs.columns and logs[x].notna().any()]
+x = st.radio("Horizontal axis", axes, format_func=X_LABELS.get, horizontal=True, key="train-x")
 metrics = [m for m in METRIC_HELP if m in logs.columns and logs[m].notna().any()]
-
 
 for slot, metric in zip(widgets.columns_for(2), ("loss", "val_loss"), strict=True):
     with slot:  # side by side on a wide screen, stacked on a projector

@@ -33,17 +33,21 @@ task = st.segmented_control("Task", tasks, format_func=labels.get, default=tasks
 chosen = pick_models(lens, task)
 widgets.need_models(list(chosen), f"{labels[task].lower()} model")
 
+prepared = None
 if task == "mlm":
     text = widgets.text_window(st.text_input("Input sentence", DEFAULT_TEXT, key="wva-text"))
-    prepared = prepare_text(lens, chosen, text)
-    if not prepared:
+    with widgets.guard("The sentence"):  # a tokenizer can fail on a typed text: a message, and the page serves on
+        prepared = prepare_text(lens, chosen, text)
+    if prepared == []:
         st.warning("Type a sentence: there is nothing to mix in empty text.")
-        st.stop()
 else:
     image = pick_image("wva", **image_options(lens, list(chosen.values())))
     if image is None:
         st.stop()
-    prepared = prepare_image(lens, chosen, image)
+    with widgets.guard("The image"):
+        prepared = prepare_image(lens, chosen, image)
+if not prepared:
+    st.stop()
 
 request = tuple((p.name, p.ids, None if p.pixels is None else p.pixels.tobytes()) for p in prepared)
 # the demo models answer in about a second: no button to press (big ones wait for it)

@@ -206,3 +206,23 @@ def tiny_train_config(out: Path, preset: str, **overrides: object) -> TrainConfi
         device="cpu",
     )
     return TrainConfig(**(base | overrides))
+
+
+def tiny_finetune_config(source: Path, task: str, out: Path, **overrides: object) -> TrainConfig:
+    """A 12-step CPU finetuning run of the MLM checkpoint ``source`` on ``task`` into ``out`` (seconds)."""
+    return tiny_train_config(
+        out,
+        "",
+        **(
+            dict(
+                init_from=str(source),
+                task=task,
+                steps=12,
+                lr=1e-3,
+                warmup=2,
+                eval_every=6,
+                snapshot_every=0,
+            )
+            | overrides
+        ),
+    )

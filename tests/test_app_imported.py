@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_helpers import array, figures, start, texts
+from app_helpers import array, figures, start, texts, unescape
 
 from gmlp_core import LensModel, build_model, load_checkpoint, save_checkpoint
 from gmlp_core import importers as im
@@ -77,7 +77,7 @@ def test_live_inference_classifies_a_photo_with_imagenet_names(small: LensModel)
     at = start("inference", {"models": "gmlp-small"})
     photo = sample_photo("china.jpg")  # the default source for a photo model
     result = classify_image(small, to_pixel_values(photo, small.config))
-    assert [m.value for m in at.metric] == [result.label(result.predicted)]
+    assert [unescape(m.value) for m in at.metric] == [result.label(result.predicted)]  # shown as text
     bars = [f for f in figures(at) if f.layout.title.text == "Top 5 classes"][0].data[0]
     top5 = result.table.head(5)
     assert list(bars.y)[::-1] == [f"{n.split(',')[0]} ({c})" for n, c in zip(top5["name"], top5["class"], strict=True)]

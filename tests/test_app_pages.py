@@ -387,7 +387,7 @@ def test_attributions_for_a_masked_prediction(app_root: Path) -> None:
     assert "Press **Explain**" in texts(at)  # a new target needs a new computation
     at.button(key="attr-run").click().run()
     explained = [c.value for c in at.caption if c.value.startswith("explaining")]
-    assert len(explained) == 2 and all("`` the ``" in c for c in explained)
+    assert len(explained) == 2 and all(unescape(c).startswith("explaining the (p = ") for c in explained)
 
     at.text_input(key="attr-text").set_value("no mask in this one").run()
     assert "Put a [MASK] in the sentence" in texts(at)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_train_config
+from conftest import tiny_finetune_config, tiny_train_config
 
 from gmlp_core import load_checkpoint
 from gmlp_core.checkpoints import CheckpointError, save_checkpoint
@@ -28,7 +28,7 @@ from gmlp_core.data.text import python_docs_corpus
 from gmlp_core.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, train_tokenizer
 from gmlp_core.evaluate import evaluate_checkpoint
 from gmlp_core.models import build_model, preset
-from gmlp_core.train import TrainConfig, train
+from gmlp_core.train import train
 from gmlp_core.train.finetune import HEAD_PREFIXES
 
 PAIR_TASKS = [name for name in BUILT_IN_FINETUNE_TASKS if FINETUNE_TASKS[name].pair and FINETUNE_TASKS[name].labels]
@@ -168,21 +168,7 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _finetune(source: Path, task: str, out: Path, steps: int = 12, **kw) -> dict:
-    cfg = TrainConfig(
-        init_from=str(source),
-        task=task,
-        out=str(out),
-        steps=steps,
-        batch_size=16,
-        lr=1e-3,
-        warmup=2,
-        eval_every=6,
-        snapshot_every=0,
-        progress=False,
-        device="cpu",
-        **kw,
-    )
-    return train(cfg).metrics
+    return train(tiny_finetune_config(source, task, out, steps=steps, **kw)).metrics
 
 
 def test_finetune_copies_the_trunk_starts_a_new_head_and_records_its_source(pretrained: Path, tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmlp_core.analysis.spatial import distances, toeplitz_decomposition
+from gmlp_core.limits import EVAL_BATCH
 from gmlp_core.models import IGNORE_INDEX
 
 W_KINDS = ("toeplitz", "band", "zero", "shuffle", "transpose", "smooth")
@@ -219,7 +220,7 @@ def validation_data(model: nn.Module, tokenizer: Any | None = None, data: str | 
             x, y = canvas_digits_split("validation", cfg.image_size)
         else:
             x, y = load_image_dataset(spec, "validation")
-        return HeldOut("vision", [(x[i : i + 256], y[i : i + 256]) for i in range(0, len(x), 256)])
+        return HeldOut("vision", [(x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
     if tokenizer is None:
         raise ValueError("an MLM model needs its tokenizer to measure perplexity")
     from gmlp_core.data.masking import validation_batches
@@ -248,7 +249,8 @@ def _finetuned_validation(model: nn.Module, tokenizer: Any | None) -> HeldOut:
         raise ValueError("a text classifier needs its tokenizer to encode its task's validation split")
     data = FinetuneData.build(task.name, tokenizer, cfg.seq_len).splits["validation"]
     n = len(data.examples)
-    return HeldOut("classify", [(data.input_ids[i : i + 256], data.labels[i : i + 256]) for i in range(0, n, 256)])
+    batches = [(data.input_ids[i : i + EVAL_BATCH], data.labels[i : i + EVAL_BATCH]) for i in range(0, n, EVAL_BATCH)]
+    return HeldOut("classify", batches)
 
 
 def measure(model: nn.Module, held_out: HeldOut) -> tuple[str, float, int]:

@@ -22,6 +22,8 @@ CANVAS_DIGITS = "digits-canvas"
 CANVAS = 16  # the canvas side in pixels (the model's image_size)
 DIGIT = 8  # the side of a bundled digit
 VAL_PLACEMENTS = 3
+VAL_DIGITS = 360  # the held-out digits of ``load_digits_split("validation")``
+VAL_IMAGES = VAL_DIGITS * VAL_PLACEMENTS  # the canvas validation set: every held-out digit at 3 positions
 _VAL_SEED = 20_210_517
 
 
@@ -63,6 +65,15 @@ def canvas_digits_split(split: str, canvas: int = CANVAS) -> tuple[torch.Tensor,
 def is_canvas_model(config: ModelConfig) -> bool:
     """Whether ``config`` is a vision model trained on digits on a canvas (it records ``digits-canvas``)."""
     return config.task == "vision" and config.extra.get("data") == CANVAS_DIGITS
+
+
+def rendered_images(config: ModelConfig) -> int:
+    """How many images of ``config``'s input size the built-in data holds at once for it: the canvas validation set
+    (``VAL_IMAGES``) for any model that can read digits on a canvas (one channel, ``image_size`` >= 8: ``eval --data
+    digits-canvas`` takes every such model, whatever it records), none for others (the 8x8 digits are never resized).
+    """
+    can_read = config.task == "vision" and config.in_channels == 1 and config.image_size >= DIGIT
+    return VAL_IMAGES if can_read else 0
 
 
 def canvas_positions(canvas: int) -> int:

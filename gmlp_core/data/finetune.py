@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from gmlp_core.data.text import python_docs_corpus
+from gmlp_core.data.tokenizer import encode_checked
 from gmlp_core.models.tasks import TASK_SPECS, TaskSpec
 
 SPLITS = ("train", "validation", "test")
@@ -537,11 +538,10 @@ class EncodedExample:
 
 
 def encode_example(tokenizer: Any, example: Example, seq_len: int, span: bool = False) -> EncodedExample:
-    """``example`` encoded for a model of ``seq_len`` positions by ``TRUNCATION_RULE``."""
-    enc_b = None if example.text_b is None else tokenizer.encode(example.text_b, add_special_tokens=False)
-    return assemble(
-        tokenizer, example, tokenizer.encode(example.text_a, add_special_tokens=False), enc_b, seq_len, span
-    )
+    """``example`` encoded for a model of ``seq_len`` positions by ``TRUNCATION_RULE`` (``TokenizerFailure`` when
+    the tokenizer fails on a segment: a typed pair reaches models through here)."""
+    enc_b = None if example.text_b is None else encode_checked(tokenizer, example.text_b)
+    return assemble(tokenizer, example, encode_checked(tokenizer, example.text_a), enc_b, seq_len, span)
 
 
 def encode_examples(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from gmlp_core.data.tokenizer import MASK_ID, PAD_ID
+from gmlp_core.limits import MLM_EVAL_BATCH
 from gmlp_core.models.model import IGNORE_INDEX
 
 N_SPECIAL = 5  # random replacements never draw a special token
@@ -93,7 +94,7 @@ def validation_batches(
     stream: torch.Tensor,
     seq_len: int,
     vocab_size: int,
-    batch_size: int = 32,
+    batch_size: int = MLM_EVAL_BATCH,
     max_windows: int = 128,
     short: bool = False,
     seed: int = 1234,

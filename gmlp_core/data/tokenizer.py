@@ -11,12 +11,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import Encoding, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 MASK_PATTERN = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)  # "[MASK]" as typed, in any case
+
+
+class TokenizerFailure(ValueError):
+    """A checkpoint's tokenizer failed on a text (e.g. a normalizer regex over its backtracking limit, which the
+    Rust code turns into a panic); the message says so and what to do."""
 
 
 def _pipeline(vocab: dict[str, int]) -> Tokenizer:
@@ -81,15 +86,40 @@ def count_masks(text: str) -> int:
     return len(MASK_PATTERN.findall(text))
 
 
+def encode_checked(tokenizer: Tokenizer, text: str) -> Encoding:
+    """``tokenizer.encode(text)`` without special tokens, for text someone typed.
+
+    Raises :class:`TokenizerFailure` when the tokenizer fails on it: a panic in its Rust code is a
+    ``BaseException`` that would otherwise end the calling thread (a dashboard session) without a word.
+    """
+    try:
+        return tokenizer.encode(text, add_special_tokens=False)
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        raise TokenizerFailure(
+            f"the checkpoint's tokenizer fails on this text ({type(err).__name__}: {str(err)[:300]}): change the "
+            "text, or use a checkpoint whose tokenizer.json can read it"
+        ) from err
+
+
+def encode_ids(tokenizer: Tokenizer, text: str) -> list[int]:
+    """The word-piece ids of ``text`` (``encode_checked``: :class:`TokenizerFailure` when the tokenizer fails)."""
+    return encode_checked(tokenizer, text).ids
+
+
 def encode_for_model(tokenizer: Tokenizer, text: str, seq_len: int) -> EncodedText:
-    """Encode ``text`` to exactly ``seq_len`` ids (pad or truncate), with "[MASK]" as the mask token."""
+    """Encode ``text`` to exactly ``seq_len`` ids (pad or truncate), with "[MASK]" as the mask token.
+
+    Raises :class:`TokenizerFailure` when the tokenizer fails on the text.
+    """
     pieces = MASK_PATTERN.split(text)
     ids: list[int] = []
     for i, piece in enumerate(pieces):
         if i:
             ids.append(MASK_ID)
         if piece.strip():
-            ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
+            ids.extend(encode_ids(tokenizer, piece))
     n_total = len(ids)
     ids = ids[:seq_len]
     n_real = len(ids)

@@ -261,7 +261,12 @@ class LensModel(nn.Module):
 
     def spatial_weights(self) -> list[Tensor]:
         """Every layer's effective n x n W, as used in the forward pass (detached copies)."""
-        return [m.matrix().detach().clone() for m in self._spatial_modules()]
+        return [self.spatial_weight(layer).clone() for layer in range(self.config.n_layers)]
+
+    def spatial_weight(self, layer: int) -> Tensor:
+        """Layer ``layer``'s effective n x n W, detached and possibly a view of the parameters: read it or copy it,
+        never write to it. One layer at a time keeps an analysis of many layers at one n x n copy."""
+        return self._spatial_modules()[layer].matrix().detach()
 
     def spatial_biases(self) -> list[Tensor]:
         """Every layer's per-position bias b (length n)."""

@@ -117,6 +117,15 @@ def _amlp_demo_mlm() -> ModelConfig:
     return ModelConfig(arch="amlp", d_ffn=640, n_layers=4, **_DEMO_MLM)
 
 
+@register_preset(
+    "gmlp-demo-mlm-large", "demo", "gMLP, 6 layers, d_model 192, n 64: 3.2x the zoo gMLP's non-embedding parameters"
+)
+def _gmlp_demo_mlm_large() -> ModelConfig:
+    # The finetuning study's larger gMLP (#36: at least 3x the non-embedding parameters, the zoo's recipe):
+    # 1.5x the width, 1.5x the depth, the same n, vocabulary and d_ffn / d_model ratio.
+    return ModelConfig(arch="gmlp", **(_DEMO_MLM | dict(d_model=192)), d_ffn=1152, n_layers=6)
+
+
 @register_preset("transformer-demo-mlm", "demo", "Transformer, 2 layers, d_model 128: the zoo's MLM baseline")
 def _transformer_demo_mlm() -> ModelConfig:
     return ModelConfig(arch="transformer", d_ffn=960, n_layers=2, **_DEMO_MLM)

@@ -26,6 +26,7 @@ from gmlp_core.data.finetune import (
 from gmlp_core.data.masking import MaskingConfig, mlm_batch, validation_batches
 from gmlp_core.data.text import TextCorpus, load_text_corpus
 from gmlp_core.data.tokenizer import train_tokenizer
+from gmlp_core.limits import EVAL_BATCH
 from gmlp_core.models import IGNORE_INDEX, ModelConfig
 
 # Checkpoints that record no ``val_windows`` were validated on the first 128 windows.
@@ -142,8 +143,8 @@ class VisionData:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         nll, correct = 0.0, 0
-        for i in range(0, len(self.x_val), 256):
-            x, y = self.x_val[i : i + 256].to(model.device), self.y_val[i : i + 256].to(model.device)
+        for i in range(0, len(self.x_val), EVAL_BATCH):
+            x, y = self.x_val[i : i + EVAL_BATCH].to(model.device), self.y_val[i : i + EVAL_BATCH].to(model.device)
             logits = model(pixel_values=x).logits.float()
             nll += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(-1) == y).sum())
@@ -278,8 +279,8 @@ class FinetuneData:
         """Per example of ``split``: the predicted class and its probabilities, or the predicted span and text."""
         data = self.splits[split]
         probs, spans = [], []
-        for i in range(0, len(data.examples), 256):
-            idx = torch.arange(i, min(i + 256, len(data.examples)))
+        for i in range(0, len(data.examples), EVAL_BATCH):
+            idx = torch.arange(i, min(i + EVAL_BATCH, len(data.examples)))
             batch = {k: v.to(model.device) for k, v in data.batch(idx, self.span).items()}
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             if self.span:
@@ -304,8 +305,8 @@ class FinetuneData:
         data = self.splits[split]
         n = len(data.examples)
         nll = 0.0
-        for i in range(0, n, 256):
-            idx = torch.arange(i, min(i + 256, n))
+        for i in range(0, n, EVAL_BATCH):
+            idx = torch.arange(i, min(i + EVAL_BATCH, n))
             batch = {k: v.to(model.device) for k, v in data.batch(idx, self.span).items()}
             nll += model(**batch).loss.float().item() * len(idx)
         out: dict[str, float] = {f"{prefix}_loss": nll / n, f"{prefix}_examples": n}

@@ -354,7 +354,7 @@ def _resume(run: _Run) -> None:
         log.info("nothing to resume in %s: starting from scratch", run.out)
         return
     run.step, run.elapsed = state["step"], state.get("elapsed_s", 0.0)
-    run.snapshots = load_spatial_snapshots(run.out / STATE_DIR)
+    run.snapshots = load_spatial_snapshots(run.out / STATE_DIR, run.model.config)
     log.info("resumed from step %d", run.step)
 
 
