@@ -215,6 +215,25 @@ def test_bad_training_options_get_a_message_before_training(
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize(
+    ("preset_name", "data", "change", "message"),
+    [
+        ("gmlp-tiny-vision", "digits-canvas", "image_size=40000", "image_size / patch_size"),
+        ("gmlp-tiny-vision", "digits-canvas", "image_size=16000 patch_size=500", "image_size"),  # n fits, the images not
+        ("gmlp-tiny-mlm", "embedded", "seq_len=30000", "seq_len"),
+        ("gmlp-tiny-mlm", "embedded", "n_layers=100000", "n_layers"),
+        ("amlp-tiny-mlm", "embedded", "d_model=20000 d_ffn=200000", "GMLP_LENS_MAX_MEMORY_GB"),
+    ],
+)
+def test_training_configs_meet_the_limits_before_data_is_rendered(
+    tmp_path: Path, capsys: pytest.CaptureFixture, preset_name: str, data: str, change: str, message: str
+) -> None:
+    argv = ["train", "--preset", preset_name, "--data", data, "--steps", "1", "--out", str(tmp_path / "run")]
+    with mock.patch("gmlp_core.train.trainer.build_task_data", _never):
+        assert main([*argv, "--no-progress", "--set", *change.split()]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_a_full_disk_is_a_checkpoint_error_and_the_old_file_survives(tmp_path: Path) -> None:
     model = build_model(preset("gmlp-tiny-mlm"))
     folder = save_checkpoint(model, tmp_path / "ckpt")

@@ -33,6 +33,7 @@ from gmlp_core.checkpoints import (
 from gmlp_core.data.masking import MaskingConfig
 from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
+from gmlp_core.limits import check_config
 from gmlp_core.models import LensModel, build_model, preset
 from gmlp_core.train.data import FinetuneData, build_task_data
 from gmlp_core.train.finetune import start_finetune
@@ -329,6 +330,9 @@ def _setup(cfg: TrainConfig) -> _Run:
         )
     else:
         model_cfg = preset(cfg.preset, **cfg.overrides)
+        # The limits every config read from disk meets (``limits.check_config``), before any data is rendered at
+        # the config's sizes: ``--set image_size=40000`` is a message, not gigabytes of canvases.
+        check_config(model_cfg, source=f"preset {cfg.preset!r} with {cfg.overrides}" if cfg.overrides else cfg.preset)
         data, model_cfg = build_task_data(
             model_cfg,
             cfg.data,
