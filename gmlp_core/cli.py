@@ -440,7 +440,10 @@ def _tokenizer(path: str, cfg: Any) -> Any:
 # ---- zoo and sweep --------------------------------------------------------------------------
 def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="where to write (default: the repository's checkpoints/)")
-    p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="rebuild only these entries")
+    p.add_argument(
+        "--only", nargs="*", default=None, metavar="NAME", help="rebuild only these entries (or study sources)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted build from its saved state")
     p.add_argument("--results", default=None, help="where to write ablation.csv (default: the repository's results/)")
     p.add_argument(
         "--vary",
@@ -457,7 +460,7 @@ def _zoo_run(a: argparse.Namespace) -> int:
     root, results = Path(a.root) if a.root else DEFAULT_ROOT, Path(a.results) if a.results else RESULTS_DIR
     try:
         changes = {k.strip(): v.strip() for k, _, v in (item.partition("=") for item in a.vary)}
-        df = build_zoo(root, only=a.only, results=results, changes=changes)
+        df = build_zoo(root, only=a.only, results=results, changes=changes, resume=a.resume)
     except (KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -265,3 +265,57 @@ def test_a_varied_recipe_changes_only_what_it_names_and_never_the_shipped_zoo(tm
         vary(entry, {"lr": "1e-2"})
     with pytest.raises(ValueError, match="its own --root"):
         build_zoo(DEFAULT_ROOT, only=["mlm-gmlp"], changes={"seed": "1"})
+
+
+def test_the_studys_larger_gmlp_is_the_zoo_recipe_at_over_3x_the_parameters(tmp_path: Path) -> None:
+    """``mlm-gmlp-large`` (#36) differs from ``mlm-gmlp`` only in its preset (over 3x the non-embedding parameters)
+    and in saving a resumable state; the zoo does not build it unless named."""
+    from gmlp_core.models import config_summary, preset
+    from gmlp_core.zoo import STUDY_SOURCES
+
+    large, base = zoo_entry("mlm-gmlp-large"), zoo_entry("mlm-gmlp")
+    assert large in STUDY_SOURCES and large not in ZOO
+    big, small = (config_summary(preset(e.preset))["non_embedding_params"] for e in (large, base))
+    assert big >= 3 * small and preset(large.preset).arch == "gmlp"
+    a, b = vars(entry_config(large, tmp_path)), vars(entry_config(base, tmp_path))
+    assert {k for k in a if a[k] != b[k]} == {"preset", "out", "save_every"}
+
+
+def test_an_interrupted_zoo_build_resumes_and_ships_no_trainer_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that saves its state (``save_every``) continues with ``--resume`` from that state, to the same
+    weights as an uninterrupted build, and leaves no trainer state in the folder it ships."""
+    from gmlp_core import zoo
+    from gmlp_core.cli import main
+
+    entry = dataclasses.replace(zoo_entry("vision-gmlp"), name="resumable", steps=20, save_every=10)
+    monkeypatch.setattr(zoo, "STUDY_SOURCES", (entry,))
+    args = ["zoo", "--only", "resumable", "--results", str(tmp_path / "results")]
+    assert main([*args, "--root", str(tmp_path / "whole")]) == 0
+    assert not (tmp_path / "whole" / "resumable" / "trainer_state").exists()
+    # interrupted after step 10: its state is there; --resume finishes it
+    half = dataclasses.replace(entry_config(entry, tmp_path / "half"), steps=entry.steps)
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt_at_the_first_save(half)
+    assert (tmp_path / "half" / "resumable" / "trainer_state").is_dir()
+    assert main([*args, "--root", str(tmp_path / "half"), "--resume"]) == 0
+    assert not (tmp_path / "half" / "resumable" / "trainer_state").exists()
+    whole = (tmp_path / "whole" / "resumable" / "model.safetensors").read_bytes()
+    assert (tmp_path / "half" / "resumable" / "model.safetensors").read_bytes() == whole
+
+
+def _interrupt_at_the_first_save(cfg: object) -> None:
+    """Train ``cfg`` and stop it like Ctrl-C right after its first resumable state is saved."""
+    from unittest import mock
+
+    from gmlp_core.train import trainer
+
+    real = trainer._save_progress
+
+    def save_then_stop(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with mock.patch.object(trainer, "_save_progress", save_then_stop):
+        train(cfg)
