@@ -99,7 +99,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "W becomes a band",
         "spatial",
-        "Layer 0 of the text gMLP. A bright band near the diagonal means each token mixes with its neighbours; "
+        "Layer 0 of the text gMLP. A strong band just beside the diagonal (colour is the sign: blue negative, red "
+        "positive, white zero; here dark blue, the previous token) means each token mixes with its neighbours; "
         "a Toeplitz part that holds almost all of it means a convolution, which nobody told the model to learn.",
         ("mlm-gmlp", "mlm-amlp"),
         {"spatial-model": "mlm-gmlp", "spatial-layer": 0},

@@ -268,3 +268,23 @@ def test_a_lecturer_who_wandered_off_gets_back_to_the_step(lens_root: Path, monk
     _click(at, "lecture-return")
     _assert_at(at, fill)
     assert at.text_area(key="fill-text").value == SENTENCE
+
+
+def test_the_guide_says_what_the_band_of_the_zoo_gmlp_is() -> None:
+    """The Guide names the colour and the weights of layer 0's band; they are the shipped mlm-gmlp's."""
+    import re
+
+    import torch
+
+    from gmlp_core import load_checkpoint
+    from gmlp_core.zoo import DEFAULT_ROOT
+
+    guide = (Path(__file__).resolve().parent.parent / "pages" / "guide.py").read_text()
+    said = re.search(r"about (-?[\d.]+) on the previous token and (-?[\d.]+) on the next", guide)
+    assert said, "the Guide states layer 0's band"
+    w = load_checkpoint(DEFAULT_ROOT / "mlm-gmlp", device="cpu").spatial_weights()[0]
+    previous, following = torch.diagonal(w, -1).mean().item(), torch.diagonal(w, 1).mean().item()
+    assert (float(said[1]), float(said[2])) == (round(previous, 2), round(following, 2))
+    assert previous < 0 and "dark blue" in guide, "negative weights are drawn blue on the zero-centred scale"
+    others = [abs(torch.diagonal(w, k).mean().item()) for k in range(-8, 9) if k not in (-1, 1)]
+    assert max(others) < abs(following), "every other offset is near zero"

@@ -219,7 +219,12 @@ def test_bad_training_options_get_a_message_before_training(
     ("preset_name", "data", "change", "message"),
     [
         ("gmlp-tiny-vision", "digits-canvas", "image_size=40000", "image_size / patch_size"),
-        ("gmlp-tiny-vision", "digits-canvas", "image_size=16000 patch_size=500", "image_size"),  # n fits, the images not
+        (
+            "gmlp-tiny-vision",
+            "digits-canvas",
+            "image_size=16000 patch_size=500",
+            "image_size",
+        ),  # n fits, the images not
         ("gmlp-tiny-mlm", "embedded", "seq_len=30000", "seq_len"),
         ("gmlp-tiny-mlm", "embedded", "n_layers=100000", "n_layers"),
         ("amlp-tiny-mlm", "embedded", "d_model=20000 d_ffn=200000", "GMLP_LENS_MAX_MEMORY_GB"),
