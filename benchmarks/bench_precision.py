@@ -1,4 +1,5 @@
-"""fp32 against bf16 autocast on the zoo's own MLM recipes: milliseconds per training step, same batches.
+"""fp32 against bf16 autocast on the zoo's own MLM recipes: milliseconds per training step, same batches, and
+what ``--precision auto`` picks for each (its GEMM measurement) and how far that is from the faster of the two.
 
 Each zoo MLM entry (gMLP, aMLP, Transformer) trains from the same seed in both precisions; the two take turns
 in rounds of 8 steps so background load hits them alike, and the median over rounds is reported with the ratio.
@@ -23,9 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_header  # noqa: E402
 
 from gmlp_core import build_model  # noqa: E402
-from gmlp_core.hardware import autocast, bf16_is_fast  # noqa: E402
+from gmlp_core.hardware import autocast, choose_precision  # noqa: E402
 from gmlp_core.models import preset  # noqa: E402
+from gmlp_core.train import TrainConfig  # noqa: E402
 from gmlp_core.train.data import build_task_data  # noqa: E402
+from gmlp_core.train.trainer import gemm_shapes  # noqa: E402
 from gmlp_core.zoo import ZOO_THREADS, zoo_entry  # noqa: E402
 
 
@@ -67,11 +70,21 @@ def main() -> None:
         args.rounds, args.steps = 1, 2
     torch.set_num_threads(ZOO_THREADS)
     print_header("zoo MLM training step, fp32 vs bf16 autocast (ms/step; lower is better)")
-    print(f"# bf16 is fast here (auto picks it): {bf16_is_fast(torch.device('cpu'))}")
-    print(f"{'entry':<18} {'fp32 ms':>9} {'bf16 ms':>9} {'bf16 speed-up':>14}")
+    cpu = torch.device("cpu")
+    print(
+        f"{'entry':<18} {'fp32 ms':>9} {'bf16 ms':>9} {'bf16 speed-up':>14} {'GEMM speed-up':>14} {'auto':>5} {'auto/best':>10}"
+    )
     for name in ("mlm-gmlp", "mlm-amlp", "mlm-transformer"):
         t = step_times(name, args.rounds, args.steps)
-        print(f"{name:<18} {t['fp32'] * 1e3:9.1f} {t['bf16'] * 1e3:9.1f} {t['fp32'] / t['bf16']:13.2f}x")
+        entry = zoo_entry(name)
+        config = preset(entry.preset, **entry.overrides)
+        shapes = gemm_shapes(config, TrainConfig(preset=entry.preset, batch_size=entry.batch_size))
+        choice = choose_precision("auto", cpu, shapes)  # what `train --precision auto` picks for this entry
+        best = min(t.values())
+        print(
+            f"{name:<18} {t['fp32'] * 1e3:9.1f} {t['bf16'] * 1e3:9.1f} {t['fp32'] / t['bf16']:13.2f}x "
+            f"{choice.bf16_speedup:13.2f}x {choice.precision:>5} {t[choice.precision] / best:9.2f}x"
+        )
 
 
 if __name__ == "__main__":

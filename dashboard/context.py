@@ -7,7 +7,7 @@ The selection lives in session state (it survives page changes) and in the URL q
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
 from dashboard.style import escape_markdown, model_labels
+from gmlp_core.models import ModelConfig
 from gmlp_core.zoo import MAIN_COMPARISON
 
 # The zoo's main comparison, selected when the URL names no models.
@@ -49,6 +50,17 @@ class Lens:
         if arch is not None:
             df = df[df["arch"] == arch]
         return df.reset_index(drop=True)
+
+    def rows_where(
+        self, keep: Callable[[ModelConfig], bool], task: str | None = None, selected_only: bool = True
+    ) -> pd.DataFrame:
+        """The rows of ``rows(task, selected_only)`` whose checkpoint's config passes ``keep``: a page asks the
+        typed config (``lambda c: c.has_spatial_weights``), never the table's string columns."""
+        rows = self.rows(task, selected_only)
+        if rows.empty:
+            return rows
+        kept = [bool(keep(self.checkpoint(name).config)) for name in rows["name"]]
+        return rows[kept].reset_index(drop=True)
 
     def names(self, task: str | None = None, selected_only: bool = True) -> list[str]:
         return self.rows(task, selected_only)["name"].tolist() if not self.zoo.empty else []

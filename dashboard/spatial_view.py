@@ -21,6 +21,7 @@ from dashboard.training_view import METRIC_LABELS
 from gmlp_core.analysis import spatial as sp
 from gmlp_core.checkpoints import CheckpointError
 from gmlp_core.models import ModelConfig
+from gmlp_core.models.model import no_spatial_weights_reason
 
 _GATING_FORMULA = {
     "split": "`s(Z) = Z1 * (W LN(Z2) + b)`, with Z split in half along channels",
@@ -48,7 +49,7 @@ SCORE_DEFINITIONS = {
 def mixing_text(config: ModelConfig) -> str:
     """The page's opening sentence for the model shown: what mixes tokens in it, following its config."""
     formula = _GATING_FORMULA.get(config.gating, f"gating {config.gating}")
-    if config.arch == "amlp":
+    if config.has_attention:
         text = (
             f"In this aMLP, tokens mix in two ways: W, in {formula}, learned once and the same for every input, and "
             "a tiny single-head attention whose output is added to `W LN(Z2) + b` before the gating, which changes "
@@ -94,12 +95,25 @@ def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
 
 
 def default_model(lens: Lens) -> str | None:
-    """The page's default model: the first picked model that has a W (not a Transformer, not identity gating)."""
-    rows = lens.rows()
-    if rows.empty:
-        return None
-    rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")]
+    """The page's default model: the first picked model that has a W (``has_spatial_weights``)."""
+    rows = with_spatial_weights(lens)
     return rows["name"].iloc[0] if len(rows) else None
+
+
+def with_spatial_weights(lens: Lens) -> pd.DataFrame:
+    """The picked models that have a W: what this page can show."""
+    return lens.rows_where(lambda config: config.has_spatial_weights)
+
+
+def without_w_note(lens: Lens) -> str | None:
+    """Why the picked models this page leaves out have no W (None when it leaves none out)."""
+    left = lens.rows_where(lambda config: not config.has_spatial_weights)
+    if left.empty:
+        return None
+    reasons = [
+        f"{escape_markdown(name)} ({no_spatial_weights_reason(lens.checkpoint(name).config)})" for name in left["name"]
+    ]
+    return "Not shown here, no W: " + "; ".join(reasons) + "."
 
 
 def warm_jobs(lens: Lens) -> list[tuple[str, Callable[[], object]]]:

@@ -14,10 +14,11 @@ import plotly.io as pio
 import streamlit as st
 
 from gmlp_core.models import ModelConfig
+from gmlp_core.models.archs import ARCH_SPECS
+from gmlp_core.models.archs import arch_label as arch_label
 
-# One colour per architecture, used on every page so a model is recognisable at a glance.
-ARCH_COLORS = {"gmlp": "#1f5fbf", "amlp": "#2a9d4b", "transformer": "#d9541e"}
-ARCH_LABELS = {"gmlp": "gMLP", "amlp": "aMLP", "transformer": "Transformer"}
+# One colour per architecture (``ArchSpec.color``), used on every page so a model is recognisable at a glance.
+ARCH_COLORS = {name: spec.color for name, spec in ARCH_SPECS.items()}
 DIVERGING = "RdBu_r"  # W and gates: blue negative, white zero, red positive
 SEQUENTIAL = "Viridis"  # attention, influence, probabilities
 
@@ -26,7 +27,7 @@ _LAYOUT = go.Layout(
     title=dict(font=dict(size=18)),
     margin=dict(l=60, r=20, t=60, b=50),
     hoverlabel=dict(font_size=15),
-    colorway=list(ARCH_COLORS.values()) + ["#8e44ad", "#b8860b", "#555555", "#e377c2"],
+    colorway=list(dict.fromkeys([*ARCH_COLORS.values(), "#8e44ad", "#b8860b", "#555555", "#e377c2"])),
 )
 
 _CSS = """
@@ -55,10 +56,6 @@ def template(large: bool = False) -> go.layout.Template:
 def apply() -> None:
     """Tighten the page layout (called once per run)."""
     st.markdown(_CSS, unsafe_allow_html=True)
-
-
-def arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
 
 
 # What sets a model apart from the paper's plain gMLP (bidirectional, split gating, dense W): a short word for each

@@ -26,8 +26,8 @@ from gmlp_core.analysis.influence import (
 )
 from gmlp_core.analysis.mixing import MixingReport, mixing_report
 from gmlp_core.inference import encode_text
+from gmlp_core.models.archs import HEADS, side_by_side
 
-ARCH_ORDER = ("transformer", "amlp", "gmlp")
 DEFAULT_TEXT = "the value of the expression is returned by the function when the call ends ."
 
 
@@ -46,21 +46,31 @@ class Prepared:
 def candidates(lens: Lens, task: str, arch: str) -> list[str]:
     """The picked models of ``arch`` for ``task`` that mix tokens (a gMLP with identity gating has nothing to
     compare); the first is the page's default."""
-    rows = lens.rows(task)
-    return rows.loc[(rows["arch"] == arch) & (rows["gating"] != "identity"), "name"].tolist() if len(rows) else []
+    rows = lens.rows_where(lambda config: config.arch == arch and config.mixes_tokens, task)
+    return rows["name"].tolist() if len(rows) else []
+
+
+def arch_order(lens: Lens, task: str) -> list[str]:
+    """The architectures side by side (``archs.side_by_side``) that some loadable model of ``task`` in the folder
+    has, picked or not: a column each, so a column can say "pick one in the sidebar"."""
+    present = set(lens.rows(task, selected_only=False)["arch"]) if not lens.zoo.empty else set()
+    return [arch for arch in side_by_side() if arch in present]
 
 
 def default_models(lens: Lens, task: str = "mlm") -> dict[str, str]:
     """What ``pick_models`` picks before anyone touches it: the first candidate of each architecture."""
-    return {arch: names[0] for arch in ARCH_ORDER if (names := candidates(lens, task, arch))}
+    return {arch: names[0] for arch in arch_order(lens, task) if (names := candidates(lens, task, arch))}
 
 
 def pick_models(lens: Lens, task: str) -> dict[str, str]:
     """One picked model per architecture for ``task`` (a selectbox when several are picked)."""
     rows = lens.rows(task)
     chosen = {}
-    cols = st.columns(len(ARCH_ORDER))
-    for col, arch in zip(cols, ARCH_ORDER, strict=True):
+    order = arch_order(lens, task)
+    if not order:
+        return chosen
+    cols = st.columns(len(order))
+    for col, arch in zip(cols, order, strict=True):
         names = candidates(lens, task, arch)
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
@@ -70,7 +80,8 @@ def pick_models(lens: Lens, task: str) -> dict[str, str]:
 
 
 def prepare_text(lens: Lens, chosen: dict[str, str], text: str) -> list[Prepared]:
-    """Encode ``text`` for each model: gMLP and aMLP need exactly n tokens (padded), the Transformer gets the real ones."""
+    """Encode ``text`` for each model: a fixed-length model (gMLP, aMLP: n x n token mixing) reads exactly n tokens
+    (padded), the Transformer the real ones."""
     out = []
     for arch, name in chosen.items():
         loaded = lens.load(name)
@@ -82,7 +93,7 @@ def prepare_text(lens: Lens, chosen: dict[str, str], text: str) -> list[Prepared
                 f"{escape_markdown(name)} reads only the first {loaded.config.seq_len} of the sentence's "
                 f"{enc.n_total} word pieces (its n); the rest is not shown for it."
             )
-        ids = enc.input_ids if arch != "transformer" else enc.input_ids[: enc.n_real]
+        ids = enc.input_ids if loaded.config.arch_spec.fixed_length else enc.input_ids[: enc.n_real]
         out.append(Prepared(name, arch, enc.tokens, enc.n_real, ids=tuple(ids)))
     return out
 
@@ -244,13 +255,14 @@ def _crop(m: np.ndarray, k: int) -> np.ndarray:
 
 def show_model(lens: Lens, p: Prepared, data: MixingReport, layer: int) -> None:
     """The architecture's own token mixing at ``layer``, one section per model, its panels wrapping on a
-    narrow screen: attention heads, tiny attention next to W, or W next to the gate."""
+    narrow screen: attention heads, tiny attention next to W, W next to the gate, or (no attention, no W: an
+    MLP-Mixer's token MLP) the effective mixing alone, with what mixes its tokens."""
     k, labels, large = p.n_show, p.labels, widgets.lecturing()
-    n_layers = max(len(data.attentions), len(data.weights))
-    layer = min(layer, n_layers - 1)
+    config = lens.checkpoint(p.name).config
+    layer = min(layer, config.n_layers - 1)
     st.markdown(f"#### {arch_label(p.arch)} · {escape_markdown(p.name)} · layer {layer}")
-    show_badges(lens.checkpoint(p.name).config)
-    if p.arch == "transformer":
+    show_badges(config)
+    if config.arch_spec.attention == HEADS:
         heads = data.attentions[layer]
         figs = plots.matrices(
             [_crop(h, k) for h in heads],
@@ -266,7 +278,7 @@ def show_model(lens: Lens, p: Prepared, data: MixingReport, layer: int) -> None:
             "Attention: recomputed for every input. Each row is a distribution over the inputs (sums to one). "
             + EFFECTIVE_CAPTION
         )
-    elif p.arch == "amlp":
+    elif config.has_attention and config.has_spatial_weights:
         figs = [
             plots.matrix(
                 _crop(data.attentions[layer][0], k),
@@ -284,7 +296,7 @@ def show_model(lens: Lens, p: Prepared, data: MixingReport, layer: int) -> None:
             "aMLP adds a single tiny attention head inside the gate, next to its static W. Compare its pattern with "
             "the Transformer's heads above and with W beside it. " + EFFECTIVE_CAPTION
         )
-    else:
+    elif config.has_spatial_weights:
         figs = [
             plots.matrix(_crop(data.weights[layer], k), labels, title="W (static)", large=large),
             plots.gate(data.gates[layer][:k], labels, title="gate W·LN(Z2)+b (input-dependent)", large=large),
@@ -295,13 +307,19 @@ def show_model(lens: Lens, p: Prepared, data: MixingReport, layer: int) -> None:
             "W is the same for every input; the gate W·LN(Z2)+b multiplies Z1 and changes with the input. "
             + EFFECTIVE_CAPTION
         )
+    else:
+        widgets.chart_row([_effective(lens, p, layer, large)], key=f"wva-mix-{p.name}")
+        st.caption(
+            f"In the {arch_label(p.arch)}, {config.arch_spec.about} It has no attention map and no W to draw: its "
+            "mixing on this input is what there is to compare. " + EFFECTIVE_CAPTION
+        )
 
 
 EFFECTIVE_CAPTION = (
     "**Effective mixing**: this layer's token influence on this input, ||d u_i / d x_j|| for the block's update u "
     "(its output minus the residual) and its input x: how much position i's update depends on position j. For "
     "gMLP it is nonzero only where W is, and the gate makes it input-dependent; for the Transformer it is the "
-    "attention layer's mixing, so the three rows compare like with like. Colours go up to the largest "
+    "attention layer's mixing, so the rows compare like with like. Colours go up to the largest "
     "off-diagonal value, so the diagonal (each position's own, non-mixing path) saturates; hover for its value."
 )
 

@@ -557,7 +557,7 @@ def import_gmlp_pytorch(weights: str | Path, given: dict[str, Any] | None = None
     if vision:
         w = ours_state["embed.proj.weight"]  # Linear over (c p1 p2): the same numbers as a Conv2d (d, c, p, p)
         ours_state["embed.proj.weight"] = w.reshape(w.shape[0], cfg.in_channels, cfg.patch_size, cfg.patch_size)
-    for i in range(cfg.n_layers if cfg.arch == "amlp" else 0):
+    for i in range(cfg.n_layers if cfg.has_attention else 0):  # aMLP: the only attention g-mlp-pytorch has
         ours_state[f"blocks.{i}.tiny_attn.qkv.bias"] = torch.zeros(3 * cfg.attn_dim)  # the peer's qkv has no bias
     model = _build_exact(cfg, ours_state, source)
     peer = gmlp_pytorch_peer(args).eval()

@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass, fields
 
 from gmlp_core.data.canvas import rendered_images
+from gmlp_core.models.archs import HEADS
 from gmlp_core.models.config import ModelConfig
 
 GB = 1e9
@@ -72,21 +73,10 @@ class Limits:
 
 def estimate_parameters(cfg: ModelConfig) -> int:
     """The parameter count ``cfg`` implies, computed from its fields (equal to ``count_parameters``)."""
-    d, f, n, layers = cfg.d_model, cfg.d_ffn, cfg.seq_len, cfg.n_layers
+    d, n = cfg.d_model, cfg.seq_len
     norm = 2 * d
-    if cfg.arch == "transformer":
-        block = 2 * norm + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
-    else:
-        g = cfg.gate_dim
-        block = norm + (d * f + f) + (g * d + d)
-        if cfg.gating != "identity":
-            norm_in = f // 2 if cfg.gating == "split" else f
-            w = 2 * n - 1 if cfg.spatial == "toeplitz" else n * n
-            block += 2 * norm_in + w + n
-        if cfg.arch == "amlp":
-            a = cfg.attn_dim
-            block += (d * 3 * a + 3 * a) + (a * g + g)
-    position = n * d if cfg.arch == "transformer" else 0
+    block = cfg.arch_spec.block_parameters(cfg)  # each family module counts its own block (models/archs.py)
+    position = n * d if cfg.arch_spec.positions else 0
     spec = cfg.spec
     tokens = cfg.vocab_size * d if spec.is_text else cfg.in_channels * cfg.patch_size**2 * d + d
     embed = tokens + position
@@ -96,7 +86,7 @@ def estimate_parameters(cfg: ModelConfig) -> int:
         head = d * 2 + 2
     else:
         head = d * cfg.num_classes + cfg.num_classes
-    return embed + layers * block + norm + head
+    return embed + cfg.n_layers * block + norm + head
 
 
 def estimate_memory(cfg: ModelConfig) -> dict[str, float]:
@@ -105,8 +95,9 @@ def estimate_memory(cfg: ModelConfig) -> dict[str, float]:
     with, one input's activations, one scored held-out batch (``estimate_batch``) and the images at the model's input
     size that its held-out data renders (``estimate_images``). An upper-bound estimate, not a measurement."""
     n, layers = cfg.seq_len, cfg.n_layers
-    heads = cfg.n_heads if cfg.arch == "transformer" else 1
-    maps_per_layer = 4 + heads  # W, its Toeplitz part and residual, token influence; attention per head
+    maps_per_layer = 4 + max(
+        1, cfg.attention_heads
+    )  # W, its Toeplitz part and residual, token influence; attention per head
     activations = n * (3 * cfg.d_model + 2 * cfg.d_ffn) * layers
     out = {
         "parameters": 4.0 * estimate_parameters(cfg),
@@ -134,14 +125,11 @@ def eval_batch(cfg: ModelConfig) -> int:
 
 def estimate_batch(cfg: ModelConfig) -> float:
     """Peak bytes of scoring one held-out batch of ``eval_batch`` inputs, beyond the inputs: without gradients one
-    layer's activations are alive at a time (at most 7 d_model + 3 d_ffn numbers a position, and aMLP's 3 attn_dim),
-    attention scores and probabilities per head, and a fill-mask model's vocabulary logits at the masked positions
+    layer's activations are alive at a time (``ArchSpec.block_activations``: at most 7 d_model + 3 d_ffn numbers a
+    position, more with attention scores and probabilities or a token MLP), and a fill-mask model's vocabulary logits at the masked positions
     (twice: the loss takes a log-softmax)."""
     n = cfg.seq_len
-    per_position = 7 * cfg.d_model + 3 * cfg.d_ffn
-    if cfg.has_attention:
-        heads = cfg.n_heads if cfg.arch == "transformer" else 1  # aMLP's tiny attention has one head
-        per_position += 3 * cfg.attn_dim + 2 * heads * n
+    per_position = cfg.arch_spec.block_activations(cfg)
     if cfg.spec.fill_mask:
         per_position += 2 * VAL_MASK_SHARE * cfg.vocab_size
     return 4.0 * eval_batch(cfg) * n * per_position
@@ -206,7 +194,7 @@ def check_config(cfg: ModelConfig, limits: Limits | None = None, source: str = "
             )
         elif biggest == "batch":
             shape = f"{eval_batch(cfg)} inputs scored at once; {shape}"
-            shape += f", n_heads={cfg.n_heads}" if cfg.arch == "transformer" else ""
+            shape += f", n_heads={cfg.n_heads}" if cfg.arch_spec.attention == HEADS else ""
             shape += f", vocab_size={cfg.vocab_size}" if cfg.spec.fill_mask else ""
         raise LimitError(
             f"{source}: this model needs about {memory['total'] / GB:.1f} GB ({biggest.replace('_', ' ')}: "

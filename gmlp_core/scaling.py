@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gmlp_core.models import ModelConfig, config_summary, preset
+from gmlp_core.models.archs import HEADS, arch_spec
 from gmlp_core.reference import PaperShape
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,10 @@ DEMO_TOKENS = 16_384_000
 
 
 def _size_overrides(arch: str, d: int, layers: int) -> dict[str, Any]:
-    ffn = 4 * d if arch == "transformer" else 6 * d
-    out: dict[str, Any] = {"arch": arch, "d_model": d, "d_ffn": ffn, "n_layers": layers}
-    if arch == "transformer":
-        out["n_heads"] = max(1, d // 32)
-    if arch == "amlp":
-        out["attn_dim"] = 16
-    return out
+    """A sweep point's shape: ``d`` and ``layers``, and the widths the architecture derives from ``d``
+    (``ArchSpec.sizing``: d_ffn = 6 d for gMLP, 4 d for the Transformer, ...)."""
+    widths = arch_spec(arch).sizing(d)
+    return {"arch": arch, "d_model": d, "d_ffn": widths.pop("d_ffn"), "n_layers": layers} | widths
 
 
 def demo_grid(tokens: int = DEMO_TOKENS, archs: Iterable[str] = ("gmlp", "transformer", "amlp")) -> list[SweepPoint]:
@@ -125,7 +123,7 @@ def paper_grid() -> list[SweepPoint]:
 def _pair_overrides(shape: PaperShape) -> dict[str, Any]:
     """The overrides that turn a scaling pair's base preset into its shape (``reference.PaperShape``)."""
     overrides: dict[str, Any] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "d_ffn": shape.d_ffn}
-    if shape.arch == "transformer":
+    if arch_spec(shape.arch).attention == HEADS:  # BERT's heads of 64, on the study's 128-token sequences
         overrides |= {"n_heads": shape.d_model // 64, "seq_len": 128}
     return overrides
 

@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from gmlp_core.data.masking import MaskingConfig
+from gmlp_core.models.archs import ARCHS, CANVAS, MLM, learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ ZOO_THREADS = ZooEntry.threads  # fixed, so a rebuild on this machine reproduces
 # recipe: a CPU without native bf16 emulates it, slower, and sums in another order, like any other kernel set).
 MLM_STEPS = 8_000
 MLM_MASK_PROB = 0.4
-MLM_LR = {"gmlp": 1e-3, "amlp": 2e-3, "transformer": 2e-3}
+MLM_LR = {arch: learning_rate(arch, MLM) for arch in ARCHS}  # ArchSpec.lr: the table of rates
 MLM_WARMUP = 500
 ZOO_PRECISION = "bf16"
 # The unsplit ablation variants gate the whole d_ffn, so at gMLP's d_ffn 768 they carry 32% more non-embedding
@@ -109,7 +110,7 @@ _MATCHED_D_FFN = {"linear": 576, "additive": 576, "multiplicative": 576, "identi
 # filters on this task in most runs but not in all (seed 0 grew a diagonal instead: README, "Digits anywhere on a
 # canvas"), and the zoo ships a run that shows the paper's picture, saying so.
 _CANVAS_STEPS = 8_000
-_CANVAS_LR = {"gmlp": 2e-3, "amlp": 2e-3, "transformer": 1e-3}
+_CANVAS_LR = {arch: learning_rate(arch, CANVAS) for arch in ARCHS}
 _CANVAS_SEED = 1
 
 

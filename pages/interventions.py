@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
 from dashboard.style import escape_markdown, model_labels
-from gmlp_core.analysis.interventions import W_KINDS, kinds_for
+from gmlp_core.analysis.interventions import W_KINDS, kinds_for, no_kinds_reason
 from gmlp_core.models.tasks import task_spec
 
 lens = context.current()
@@ -30,7 +30,7 @@ checkpoint = lens.checkpoint(name)
 cfg = checkpoint.config
 kinds = kinds_for(cfg)
 if not kinds:
-    st.info(f"{escape_markdown(name)} has no token mixing to edit (identity gating).")
+    st.info(f"Nothing to edit in {escape_markdown(name)}: {no_kinds_reason(cfg)}.")
     st.stop()
 kind = right.selectbox("Intervention", kinds, format_func=lambda k: f"{k}: {EXPLAIN[k]}", key="iv-kind")
 layer_pick, param_pick = st.columns([3, 2])

@@ -15,14 +15,19 @@ from dashboard.spatial_view import (
     snapshot_timeline,
     spatial,
     stride_options,
+    with_spatial_weights,
+    without_w_note,
 )
 from dashboard.style import model_labels, show_badges
 
 lens = context.current()
 st.title("Spatial weights W")
-rows = lens.rows()
-rows = rows[(rows["arch"] != "transformer") & (rows["gating"] != "identity")] if not rows.empty else rows
-widgets.need_models(rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model")
+rows = with_spatial_weights(lens)
+if note := without_w_note(lens):
+    st.caption(note)
+widgets.need_models(
+    rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model (a model with spatial weights W)"
+)
 pick_model, pick_layer = st.columns([2, 3])
 name = pick_model.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="spatial-model")
 checkpoint = lens.checkpoint(name)

@@ -64,12 +64,12 @@ with widgets.guard("W versus attention"):
     results = compute(lens, prepared)
     linked_hover.link()
     st.caption("Hover any cell of any map: the same row and column are outlined on every map of the page.")
-    n_layers = max(max(len(r.attentions), len(r.weights)) for r in results.values())
+    n_layers = max(lens.checkpoint(p.name).config.n_layers for p in prepared)
     layer = st.slider("Layer", 0, n_layers - 1, 0, key="wva-layer") if n_layers > 1 else 0
     for p in prepared:
         show_model(lens, p, results[p.name], layer)
 
-    st.subheader("Token influence: one measurement for all three")
+    st.subheader("Token influence: one measurement for every model")
     st.caption(
         "Entry (i, j): how strongly output position i responds to a change of input position j (the norm of the "
         "Jacobian of the final hidden state i with respect to the embedding j). Computed the same way for every model."

@@ -29,6 +29,11 @@ ZOO_ROOT = REPO / "checkpoints"
 # The dashboard's start-up warm-up (dashboard/warmup.py) would run in the background of every test that starts
 # the app (and of the servers the browser tests start); tests/test_warmup.py turns it on where it is tested.
 os.environ.setdefault("GMLP_LENS_WARMUP", "0")
+# The precision calibration (gmlp_core.hardware) keeps what it measured in a file: the tests' own, never ~/.cache.
+if "GMLP_LENS_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["GMLP_LENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="gmlp-lens-test-cache-")
 
 # ------------------------------------------------------------------------------------------------
 # Dashboard fixtures

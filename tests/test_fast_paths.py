@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gmlp_core import build_model, preset
+from gmlp_core.models.archs import ARCHS
 from gmlp_core.models.model import IGNORE_INDEX
 
 
@@ -27,7 +28,7 @@ def _batch(cfg, batch: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
     return ids.masked_fill(masked, 4), torch.where(masked, ids, torch.full_like(ids, IGNORE_INDEX))
 
 
-@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_masked_logits_equal_the_full_logits_rows(arch: str) -> None:
     torch.manual_seed(0)
     model = build_model(preset(f"{arch}-tiny-mlm")).eval()
@@ -117,7 +118,7 @@ def test_bf16_attention_on_a_cpu_takes_the_explicit_path_and_matches_the_fused_k
         torch.testing.assert_close(a.grad.float(), b.grad, rtol=0, atol=0.03 * scale)
 
 
-@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_token_influence_estimate_in_bf16_matches_fp32(arch: str) -> None:
     """The estimate's bf16 path (``precision="auto"`` on CPUs with native bf16) is the fp32 estimate to within
     bf16's rounding: same probes, so the difference is rounding alone."""

@@ -28,6 +28,7 @@ from gmlp_core.data.text import python_docs_corpus
 from gmlp_core.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, train_tokenizer
 from gmlp_core.evaluate import evaluate_checkpoint
 from gmlp_core.models import build_model, preset
+from gmlp_core.models.archs import ARCHS
 from gmlp_core.train import train
 from gmlp_core.train.finetune import HEAD_PREFIXES
 
@@ -128,7 +129,7 @@ def test_squad_metrics() -> None:
 
 
 # ---- heads ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_heads_give_a_loss_that_ignores_what_it_should(arch: str) -> None:
     torch.manual_seed(0)
     ids = torch.randint(5, 60, (3, 16))

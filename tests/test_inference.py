@@ -9,13 +9,13 @@ import torch
 from gmlp_core import build_model, preset
 from gmlp_core.data.tokenizer import MASK_ID, PAD_ID, encode_for_model, train_tokenizer
 from gmlp_core.inference import BadInput, classify_image, fill_mask
+from gmlp_core.models.archs import ARCHS
 
 TEXT = [
     "the function returns the value of the expression.",
     "a loop repeats the statement until the condition is false.",
     "the gate multiplies the channels by a spatial projection.",
 ] * 3
-ARCHS = ("gmlp", "amlp", "transformer")
 
 
 @pytest.fixture(scope="module")

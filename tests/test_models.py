@@ -8,10 +8,11 @@ import torch.nn.functional as F
 
 from gmlp_core import IGNORE_INDEX, ModelConfig, build_model, count_parameters, flops_per_token, list_presets, preset
 from gmlp_core.models import preset_info
+from gmlp_core.models.archs import ARCH_SPECS, ARCHS
 from gmlp_core.reference import PAPER_SHAPES, SCALING_PAIRS, PaperShape
 
 TINY = list_presets(group="tiny")
-ARCHS = ("gmlp", "amlp", "transformer")
+CAUSAL_ARCHS = [a for a in ARCHS if ARCH_SPECS[a].causal]
 
 
 def _inputs(cfg: ModelConfig, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -53,10 +54,11 @@ def test_shapes_gradients_and_no_nan(name: str) -> None:
     else:
         assert out.logits.shape == (2, cfg.num_classes)
     assert len(out.hidden_states) == cfg.n_layers + 1
-    if cfg.arch == "gmlp":
+    heads = {"gmlp": 0, "amlp": 1, "transformer": cfg.n_heads, "mixer": 0}[cfg.arch]
+    assert cfg.attention_heads == heads
+    if not heads:
         assert out.attentions is None
     else:
-        heads = 1 if cfg.arch == "amlp" else cfg.n_heads
         assert len(out.attentions) == cfg.n_layers
         assert out.attentions[0].shape == (2, heads, cfg.seq_len, cfg.seq_len)
         torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(2, heads, cfg.seq_len, cfg.seq_len)[..., 0])
@@ -125,7 +127,7 @@ def test_gmlp_at_init_each_spatial_gate_is_identity() -> None:
         torch.testing.assert_close(b, torch.ones(cfg.seq_len))
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", CAUSAL_ARCHS)
 @pytest.mark.parametrize("task", ("mlm", "vision"))
 def test_causal_models_leak_no_future(arch: str, task: str) -> None:
     cfg = preset(f"{arch}-tiny-{task}", causal=True)
@@ -347,7 +349,9 @@ PAPER = [n for n in list_presets(group="paper") if preset_info(n).published_para
 def test_paper_parameter_counts_match_published_figures(name: str) -> None:
     published = preset_info(name).published_params_m * 1e6
     ours = count_parameters(preset(name))
-    assert abs(ours - published) / published < 0.01, f"{name}: {ours / 1e6:.2f}M vs published {published / 1e6}M"
+    # Within 1%, or a figure printed in whole millions with the decimals dropped (Mixer-B/16: 59.9M printed 59M).
+    truncated = published % 1e6 == 0 and ours // 1e6 * 1e6 == published
+    assert abs(ours - published) / published < 0.01 or truncated, f"{name}: {ours / 1e6:.2f}M vs {published / 1e6}M"
 
 
 @pytest.mark.parametrize("shape", PAPER_SHAPES + SCALING_PAIRS, ids=lambda s: s.model)

@@ -22,6 +22,7 @@ from gmlp_core.analysis.pairs import (
 from gmlp_core.data.finetune import Example, load_task_splits
 from gmlp_core.data.tokenizer import train_tokenizer
 from gmlp_core.inference import BadInput
+from gmlp_core.models.archs import ARCHS
 from gmlp_core.train.finetune import start_finetune
 
 TEXT = [
@@ -43,7 +44,7 @@ def pair_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pairs")
     tokenizer = train_tokenizer(TEXT, 120)
     out = {}
-    for i, arch in enumerate(("gmlp", "amlp", "transformer")):
+    for i, arch in enumerate(ARCHS):
         torch.manual_seed(i)
         cfg = preset(f"{arch}-tiny-mlm").replace(vocab_size=tokenizer.get_vocab_size(), seq_len=40)
         save_checkpoint(build_model(cfg), root / f"mlm-{arch}", tokenizer=tokenizer)
@@ -56,7 +57,7 @@ def _load(path: Path):
     return load_checkpoint(path, device="cpu").eval(), load_tokenizer(path)
 
 
-@pytest.mark.parametrize("arch", ["gmlp", "amlp", "transformer"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_the_live_answer_is_the_evaluations_answer(pair_models: dict[str, Path], arch: str) -> None:
     model, tok = _load(pair_models[arch])
     table = pair_predictions(model, tok, PAIRS, batch_size=3)  # batches of another size than one

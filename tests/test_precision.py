@@ -23,11 +23,39 @@ from gmlp_core.train import TrainConfig, train
 CPU = torch.device("cpu")
 
 
-def test_auto_follows_the_hardware_and_explicit_choices_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    for avx512_bf16, amx, want in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        assert hw.resolve_precision("auto", CPU) == want, (avx512_bf16, amx)
+def test_auto_is_chosen_by_measurement_and_explicit_choices_win(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """bf16 where its products run ``BF16_GAIN`` times faster than fp32's, whatever the flags say (an Intel Xeon
+    with the AVX-512 BF16 flag ran them 0.6x); one measurement per machine kind and shapes, kept on disk."""
+    monkeypatch.setenv("GMLP_LENS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(hw, "_MEASURED", {})
+    calls = []
+
+    def pretend(rates: dict[str, float]):
+        def calibrate(device: torch.device, shapes: object) -> dict[str, float]:
+            calls.append(shapes)
+            return rates
+
+        return calibrate
+
+    for flags in (True, False):  # the flags decide nothing
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=flags: v)
+        for rates, want in (({"fp32": 100.0, "bf16": 300.0}, "bf16"), ({"fp32": 200.0, "bf16": 120.0}, "fp32")):
+            monkeypatch.setattr(hw, "calibrate", pretend(rates))
+            hw._MEASURED.clear()
+            (tmp_path / "precision.json").unlink(missing_ok=True)
+            shapes = ((64, 32, 32 + len(calls)),)  # another key each time
+            choice = hw.choose_precision("auto", CPU, shapes)
+            assert (choice.precision, choice.how) == (want, "measured"), rates
+            assert choice.bf16_speedup == pytest.approx(rates["bf16"] / rates["fp32"])
+            hw._MEASURED.clear()  # a new process: the file remembers
+            again = hw.choose_precision("auto", CPU, shapes)
+            assert (again.precision, again.how, again.fp32_gflops) == (want, "measured before", rates["fp32"])
+    assert len(calls) == 4, "measured once per machine kind and shapes"
+    gain = {"fp32": 100.0, "bf16": 100.0 * hw.BF16_GAIN * 0.99}  # faster, but not by enough to pay for the casts
+    monkeypatch.setattr(hw, "calibrate", pretend(gain))
+    assert hw.choose_precision("auto", CPU, ((8, 8, 9),)).precision == "fp32"
     assert hw.resolve_precision("auto", torch.device("meta")) == "fp32"
     assert hw.resolve_precision("bf16", CPU) == "bf16" and hw.resolve_precision("fp32", CPU) == "fp32"
     with pytest.raises(ValueError, match="precision='fp16'"):
@@ -39,7 +67,7 @@ def test_auto_follows_the_hardware_and_explicit_choices_win(monkeypatch: pytest.
 def test_the_machine_kind_is_read_from_torchs_cpu_detection() -> None:
     cpu = hw.cpu_description()
     assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert (cpu["cpu_bf16"] or cpu["cpu_amx"]) == hw.bf16_is_fast(CPU), "on a CPU, auto's bf16 follows native bf16"
+    assert hw.bf16_is_fast(CPU) == (hw.choose_precision("auto", CPU).precision == "bf16")
     assert cpu["cpu_bf16"] == torch.cpu._is_avx512_bf16_supported() and cpu["cpu"]
 
 
@@ -86,6 +114,21 @@ def test_fp32_forward_is_unchanged_by_the_gate_precision_code() -> None:
 
 def _tiny(tmp_path: Path, precision: str, **kw) -> TrainConfig:
     return tiny_train_config(tmp_path / precision, "gmlp-tiny-mlm", precision=precision, **kw)
+
+
+def test_calibration_measures_both_precisions_here() -> None:
+    rates = hw.calibrate(CPU, ((64, 48, 32), (64, 32, 48)))
+    assert set(rates) == {"fp32", "bf16"} and all(0 < r < 1e6 for r in rates.values())
+
+
+def test_training_records_how_auto_chose(tmp_path: Path) -> None:
+    result = train(_tiny(tmp_path, "auto"))
+    choice = result.metrics["precision_choice"]
+    assert choice["asked"] == "auto" and choice["precision"] == result.metrics["precision"]
+    assert choice["how"] in ("measured", "measured before") and choice["fp32_gflops"] > 0
+    assert choice["shapes"] == [[16 * 16, 32, 128], [16 * 16, 128, 32]]  # batch x n, d_model, d_ffn of the run
+    saved = json.loads((result.checkpoint / "metrics.json").read_text())
+    assert saved["precision_choice"] == choice
 
 
 def test_bf16_training_learns_keeps_fp32_state_and_records_its_precision(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from gmlp_core.models.model import ModelOutput
+from gmlp_core.models.model import ModelOutput, no_spatial_weights_reason
 
 __all__ = ["attention_distance", "attention_maps", "gate_maps", "model_inputs"]
 
@@ -47,10 +47,12 @@ def attention_maps(
 ) -> list[Tensor]:
     """Per layer the attention probabilities ``(B, heads, L, L)`` (aMLP: one head); rows sum to 1.
 
-    Raises ValueError for a gMLP, which has no attention (look at ``model.spatial_weights()`` instead).
+    Raises ValueError for a model without attention (a gMLP: look at ``model.spatial_weights()`` instead).
     """
-    if not model.config.has_attention:
-        raise ValueError("a gMLP has no attention: its token mixing is the static W (model.spatial_weights())")
+    spec = model.config.arch_spec
+    if not spec.has_attention:
+        instead = "the static W (model.spatial_weights())" if spec.gated else f"its {spec.mixing} (token_influence)"
+        raise ValueError(f"a {spec.label} has no attention: its token mixing is {instead}")
     out = _run(model, model_inputs(model, input_ids, pixel_values), output_attentions=True)
     return [a.detach() for a in out.attentions]
 
@@ -59,12 +61,13 @@ def gate_maps(model: nn.Module, input_ids: Tensor | None = None, pixel_values: T
     """Per layer the gate ``W LN(Z2) + b`` (aMLP: plus the tiny attention's output), ``(B, L, gate_dim)``.
 
     With ``gating="linear"`` this is the whole output of the unit (nothing multiplies it). Raises
-    ValueError for a Transformer or a gMLP with identity gating (no gate).
+    ValueError for a model without a spatial gating unit (a Transformer, a Mixer) or with identity gating.
     """
     cfg = model.config
     if not cfg.has_spatial_weights:
-        why = "a Transformer" if cfg.arch == "transformer" else "identity gating"
-        raise ValueError(f"this model has no spatial gate ({why}); use attention_maps or token_influence")
+        raise ValueError(
+            f"this model has no spatial gate ({no_spatial_weights_reason(cfg)}); use attention_maps or token_influence"
+        )
     out = _run(model, model_inputs(model, input_ids, pixel_values), output_gates=True)
     return [g.detach() for g in out.gates]
 

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from gmlp_core.analysis.spatial import distances, toeplitz_decomposition
 from gmlp_core.limits import EVAL_BATCH
 from gmlp_core.models import IGNORE_INDEX
+from gmlp_core.models.archs import HEADS, TINY
 
 W_KINDS = ("toeplitz", "band", "zero", "shuffle", "transpose", "smooth")
 AMLP_KINDS = ("no-attention",)
@@ -44,10 +45,19 @@ KINDS = W_KINDS + AMLP_KINDS + TRANSFORMER_KINDS
 
 def kinds_for(config: Any) -> tuple[str, ...]:
     """The intervention kinds that apply to a model of ``config``."""
-    if config.arch == "transformer":
+    attention = config.arch_spec.attention
+    if attention == HEADS:
         return TRANSFORMER_KINDS
     w = W_KINDS if config.has_spatial_weights else ()
-    return w + (AMLP_KINDS if config.arch == "amlp" else ())
+    return w + (AMLP_KINDS if attention == TINY else ())
+
+
+def no_kinds_reason(config: Any) -> str:
+    """Why no intervention applies to a model of ``config`` (``kinds_for`` is empty), in a clause."""
+    if config.arch_spec.gated:
+        return "identity gating: it has no token mixing to edit"
+    spec = config.arch_spec
+    return f"the interventions edit W or attention, and the {spec.label} mixes tokens with its {spec.mixing} instead"
 
 
 def _layers(model: nn.Module, layers: str | int | Sequence[int]) -> list[int]:
@@ -124,7 +134,7 @@ def intervene(
         raise ValueError(f"unknown intervention {kind!r}; kinds: {', '.join(KINDS)}")
     allowed = kinds_for(cfg)
     if kind not in allowed:
-        what = f"{cfg.arch} ({cfg.gating} gating)" if cfg.arch != "transformer" else "a Transformer"
+        what = f"{cfg.arch_spec.label} ({cfg.gating} gating)" if cfg.arch_spec.gated else f"a {cfg.arch_spec.label}"
         raise ValueError(f"{kind!r} does not apply to {what}; its kinds: {', '.join(allowed) or 'none'}")
     chosen = _layers(model, layers)
     edited = copy.deepcopy(model).eval()
@@ -381,13 +391,13 @@ def knockouts(model: nn.Module, held_out: HeldOut) -> pd.DataFrame:
         rows.append({"unit": unit, "kind": kind, "layer": layer, "head": head, "metric": metric, "value": value})
 
     for layer in range(cfg.n_layers):
-        if cfg.arch == "transformer":
+        if cfg.arch_spec.attention == HEADS:
             for head in range(cfg.n_heads):
                 add("heads-off", layer, head, intervene(model, "heads-off", [layer], heads=[head]), f"L{layer} H{head}")
             continue
         if cfg.has_spatial_weights:
             add("zero", layer, None, intervene(model, "zero", [layer]), f"L{layer} W")
-        if cfg.arch == "amlp":
+        if cfg.arch_spec.attention == TINY:
             add("no-attention", layer, None, intervene(model, "no-attention", [layer]), f"L{layer} attention")
     table = pd.DataFrame(rows)
     table["unedited"] = unedited

@@ -46,7 +46,7 @@ def mixing_report(
     only for the output positions ``rows`` when given (e.g. a padded sentence's real tokens; others are NaN)."""
     inputs = model_inputs(model, input_ids, pixel_values)
     cfg = model.config
-    attentions = [a[0].float().cpu().numpy() for a in attention_maps(model, **inputs)] if cfg.arch != "gmlp" else []
+    attentions = [a[0].float().cpu().numpy() for a in attention_maps(model, **inputs)] if cfg.has_attention else []
     gates = [g[0].float().cpu().numpy() for g in gate_maps(model, **inputs)] if cfg.has_spatial_weights else []
     weights = [w.float().cpu().numpy() for w in model.spatial_weights()] if cfg.has_spatial_weights else []
     plan = influence_plan(cfg, budget_gflop)

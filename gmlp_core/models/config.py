@@ -8,9 +8,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gmlp_core.models.archs import ARCH_SPECS, ARCHS, ArchSpec
 from gmlp_core.models.tasks import TASK_SPECS, TaskSpec
 
-ARCHS: tuple[str, ...] = ("gmlp", "amlp", "transformer")
 TASKS: tuple[str, ...] = tuple(TASK_SPECS)
 GATINGS: tuple[str, ...] = ("split", "multiplicative", "additive", "linear", "identity")
 SPATIALS: tuple[str, ...] = ("dense", "toeplitz")
@@ -57,6 +57,7 @@ class ModelConfig:
     n_layers: int = 4
     n_heads: int = 4
     attn_dim: int = 64
+    token_mlp_dim: int = 256  # MLP-Mixer's token MLP width (D_S); only a Mixer's config.json has it
     causal: bool = False
     gating: str = "split"
     spatial: str = "dense"
@@ -109,10 +110,9 @@ class ModelConfig:
         for name in ("d_model", "d_ffn", "n_layers", "n_heads", "attn_dim"):
             if getattr(self, name) < 1:
                 fail(f"{name}={getattr(self, name)!r} must be a positive integer")
-        if self.arch != "transformer" and self.gating == "split" and self.d_ffn % 2:
-            fail(f"d_ffn={self.d_ffn} must be even: split gating halves it")
-        if self.arch == "transformer" and self.d_model % self.n_heads:
-            fail(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        problem = self.arch_spec.validate(self)
+        if problem:
+            fail(problem)
         if not 0.0 <= self.dropout < 1.0:
             fail(f"dropout={self.dropout} must be in [0, 1)")
         if self.spec.classes and self.num_classes < 2:
@@ -132,6 +132,11 @@ class ModelConfig:
             n = (self.image_size // self.patch_size) ** 2
             # The sequence length of a vision model is the number of patches: keep them consistent.
             object.__setattr__(self, "seq_len", n)
+
+    @property
+    def arch_spec(self) -> ArchSpec:
+        """What the architecture is (block, token mixing, size formulas, label): ``gmlp_core.models.archs``."""
+        return ARCH_SPECS[self.arch]
 
     @property
     def spec(self) -> TaskSpec:
@@ -160,8 +165,9 @@ class ModelConfig:
 
     @property
     def token_mixing(self) -> str:
-        """What mixes tokens, as tables show it: the gating variant, or "attention" for a Transformer."""
-        return self.gating if self.arch != "transformer" else "attention"
+        """What mixes tokens, as tables show it: the gating variant of a gated block, else the architecture's own
+        ("attention" for a Transformer, "token MLP" for a Mixer)."""
+        return self.gating if self.arch_spec.gated else self.arch_spec.mixing
 
     @property
     def spatial_grid(self) -> int | None:
@@ -173,19 +179,33 @@ class ModelConfig:
 
     @property
     def has_spatial_weights(self) -> bool:
-        return self.arch != "transformer" and self.gating != "identity"
+        """Whether the model has a learned n x n W per layer (a Spatial Gating Unit, unless identity gating)."""
+        return self.arch_spec.gated and self.gating != "identity"
 
     @property
     def has_attention(self) -> bool:
         """Whether some token mixing depends on the input through attention (the Transformer; aMLP's tiny head)."""
-        return self.arch != "gmlp"
+        return self.arch_spec.has_attention
+
+    @property
+    def mixes_tokens(self) -> bool:
+        """Whether any token mixing is there to look at (all but a gated block with identity gating, the control)."""
+        return self.has_spatial_weights or self.has_attention or not self.arch_spec.gated
+
+    @property
+    def attention_heads(self) -> int:
+        """Attention maps per layer: n_heads for a Transformer, aMLP's one tiny head, 0 without attention."""
+        return self.arch_spec.attention_heads(self)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (the config itself is immutable)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, less those only another architecture reads (``ArchSpec.fields``): a gMLP's config.json
+        is the same with or without the Mixer in the registry."""
+        others = {name for spec in ARCH_SPECS.values() if spec is not self.arch_spec for name in spec.fields}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in others - set(self.arch_spec.fields)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

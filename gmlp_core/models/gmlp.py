@@ -14,12 +14,16 @@ all, the plain FFN that every block starts as.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.layers import attention
+
+if TYPE_CHECKING:
+    from gmlp_core.models.config import ModelConfig
 
 
 class SpatialWeight(nn.Module):
@@ -143,7 +147,7 @@ class GMLPBlock(nn.Module):
         self.proj_in = nn.Linear(config.d_model, config.d_ffn)  # U
         self.sgu = SpatialGatingUnit(config)
         self.proj_out = nn.Linear(config.gate_dim, config.d_model)  # V
-        self.tiny_attn = TinyAttention(config) if config.arch == "amlp" else None
+        self.tiny_attn = TinyAttention(config) if config.arch_spec.has_attention else None
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -161,3 +165,55 @@ class GMLPBlock(nn.Module):
         s, gate = self.sgu(z, attn_out)  # (B, L, gate_dim)
         x = x + self.dropout(self.proj_out(s))
         return x, probs, (gate if output_gates else None)
+
+
+# ---- what the registry (gmlp_core.models.archs) needs to know about these blocks --------------------------------
+def block_parameters(cfg: ModelConfig) -> int:
+    """Parameters of one gMLP / aMLP block: LN, U, V, and (unless identity gating) LN(Z2), W and b; aMLP's tiny
+    attention (QKV of attn_dim and its projection to the gate's width)."""
+    d, f, g, n = cfg.d_model, cfg.d_ffn, cfg.gate_dim, cfg.seq_len
+    count = 2 * d + (d * f + f) + (g * d + d)
+    if cfg.gating != "identity":
+        norm_in = f // 2 if cfg.gating == "split" else f
+        w = 2 * n - 1 if cfg.spatial == "toeplitz" else n * n
+        count += 2 * norm_in + w + n
+    if cfg.arch_spec.has_attention:
+        a = cfg.attn_dim
+        count += (d * 3 * a + 3 * a) + (a * g + g)
+    return count
+
+
+def block_flops(cfg: ModelConfig) -> int:
+    """Forward FLOPs per token of one block: U and V, W over n positions, aMLP's tiny attention."""
+    d, f, g, n = cfg.d_model, cfg.d_ffn, cfg.gate_dim, cfg.seq_len
+    flops = 2 * (d * f + g * d)
+    if cfg.has_spatial_weights:
+        flops += 2 * n * g
+    if cfg.arch_spec.has_attention:
+        a = cfg.attn_dim
+        flops += 2 * (3 * d * a + a * g) + 2 * 2 * n * a
+    return flops
+
+
+def block_activations(cfg: ModelConfig) -> int:
+    """Numbers alive per position while one block runs without gradients (an upper bound for the limits)."""
+    count = 7 * cfg.d_model + 3 * cfg.d_ffn
+    if cfg.arch_spec.has_attention:
+        count += 3 * cfg.attn_dim + 2 * cfg.seq_len  # the tiny head's q, k, v; its scores and probabilities
+    return count
+
+
+def validate(cfg: ModelConfig) -> str | None:
+    if cfg.gating == "split" and cfg.d_ffn % 2:
+        return f"d_ffn={cfg.d_ffn} must be even: split gating halves it"
+    return None
+
+
+def sizing(d_model: int) -> dict[str, Any]:
+    """The paper's shape rule for a scaling sweep: d_ffn = 6 d_model."""
+    return {"d_ffn": 6 * d_model}
+
+
+def amlp_sizing(d_model: int) -> dict[str, Any]:
+    """gMLP's rule with the sweep's tiny attention of 16."""
+    return sizing(d_model) | {"attn_dim": 16}

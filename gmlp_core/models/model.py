@@ -1,8 +1,8 @@
 """The shared trunk: embeddings, a stack of blocks chosen by ``arch``, final norm and a task head.
 
-The three architectures differ only inside the block (``gmlp.GMLPBlock`` or
-``transformer.TransformerBlock``) and in one place the paper names: the Transformer adds learned
-absolute position embeddings, gMLP and aMLP use none (W already knows positions).
+The architectures (``gmlp_core.models.archs``) differ only inside the block (``gmlp.GMLPBlock``,
+``transformer.TransformerBlock``, ``mixer.MixerBlock``) and in one place the paper names: the Transformer adds
+learned absolute position embeddings, gMLP, aMLP and the Mixer use none (their n x n mixing already knows positions).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmlp_core.models.config import ModelConfig
-from gmlp_core.models.gmlp import GMLPBlock, SpatialWeight
+from gmlp_core.models.gmlp import SpatialWeight
 from gmlp_core.models.layers import init_linear
-from gmlp_core.models.transformer import TransformerBlock
 
 IGNORE_INDEX = -100
 
@@ -63,7 +62,7 @@ class TokenEmbedding(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.token = _embedding(config.vocab_size, config.d_model)
-        self.position = _embedding(config.seq_len, config.d_model) if config.arch == "transformer" else None
+        self.position = _embedding(config.seq_len, config.d_model) if config.arch_spec.positions else None
 
     def forward(self, input_ids: Tensor) -> Tensor:
         x = self.token(input_ids)  # (B, L, d_model)
@@ -78,7 +77,7 @@ class PatchEmbedding(nn.Module):
         p = config.patch_size
         self.proj = nn.Conv2d(config.in_channels, config.d_model, kernel_size=p, stride=p)
         self.position = (
-            nn.Parameter(torch.zeros(config.seq_len, config.d_model)) if config.arch == "transformer" else None
+            nn.Parameter(torch.zeros(config.seq_len, config.d_model)) if config.arch_spec.positions else None
         )
 
     def forward(self, pixel_values: Tensor) -> Tensor:
@@ -89,7 +88,7 @@ class PatchEmbedding(nn.Module):
 
 
 class LensModel(nn.Module):
-    """gMLP, aMLP or Transformer for masked language modelling, image or text classification, or span extraction.
+    """gMLP, aMLP, Transformer or MLP-Mixer for masked language modelling, image or text classification, or span extraction.
 
     The head is the task's (``config.spec``): BERT's MLM head, a linear classifier on the mean of the real
     positions (images: every patch; text: the tokens ``attention_mask`` marks), or BERT's span head, a
@@ -101,8 +100,7 @@ class LensModel(nn.Module):
         self.config = config
         spec = config.spec
         self.embed = TokenEmbedding(config) if spec.is_text else PatchEmbedding(config)
-        block = TransformerBlock if config.arch == "transformer" else GMLPBlock
-        self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(config.arch_spec.block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         if spec.fill_mask and config.mlm_head == "linear":
             # g-mlp-pytorch's head: the final norm, then an untied Linear(d_model, vocab) with its own bias.
@@ -274,11 +272,17 @@ class LensModel(nn.Module):
 
     def _spatial_modules(self) -> list[SpatialWeight]:
         if not self.config.has_spatial_weights:
-            why = (
-                "a Transformer mixes tokens with attention" if self.config.arch == "transformer" else "identity gating"
-            )
-            raise ValueError(f"this model has no spatial weights W ({why}); use output_attentions=True instead")
+            hint = "; use output_attentions=True instead" if self.config.has_attention else ""
+            raise ValueError(f"this model has no spatial weights W ({no_spatial_weights_reason(self.config)}){hint}")
         return [block.sgu.spatial for block in self.blocks]
+
+
+def no_spatial_weights_reason(config: ModelConfig) -> str:
+    """Why ``config`` has no W, in a clause: identity gating, or what mixes its tokens instead."""
+    spec = config.arch_spec
+    if spec.gated:
+        return "identity gating: no token mixing at all"
+    return f"{spec.label} mixes tokens with its {spec.mixing}, not a spatial gating unit"
 
 
 def _mean_over(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -46,18 +46,9 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
     position (MLM) or the pooled classifier (vision, amortised over the patches). Norms,
     activations and softmax are ignored (a few percent at most).
     """
-    d, f, n, layers = cfg.d_model, cfg.d_ffn, cfg.seq_len, cfg.n_layers
-    if cfg.arch == "transformer":
-        per_layer = 2 * (3 * d * d + d * d + 2 * d * f)  # QKV, output, FFN
-        per_layer += 2 * 2 * n * d  # Q K^T and A V
-    else:
-        per_layer = 2 * (d * f + cfg.gate_dim * d)  # U and V
-        if cfg.has_spatial_weights:
-            per_layer += 2 * n * cfg.gate_dim  # W over positions
-        if cfg.arch == "amlp":
-            a = cfg.attn_dim
-            per_layer += 2 * (3 * d * a + a * cfg.gate_dim) + 2 * 2 * n * a
-    total = layers * per_layer
+    d = cfg.d_model
+    per_layer = cfg.arch_spec.block_flops(cfg)  # gmlp_core.models.archs: each family module counts its block
+    total = cfg.n_layers * per_layer
     spec = cfg.spec
     if not spec.is_text:
         total += 2 * cfg.patch_size**2 * cfg.in_channels * d
@@ -68,7 +59,7 @@ def flops_per_token(cfg: ModelConfig, include_head: bool = True) -> int:
     elif spec.span:
         total += 2 * d * 2
     else:
-        total += (2 * d * cfg.num_classes) // n  # the pooled classifier, amortised over the positions
+        total += (2 * d * cfg.num_classes) // cfg.seq_len  # the pooled classifier, amortised over the positions
     return int(total)
 
 

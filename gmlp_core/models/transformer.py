@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gmlp_core.models.config import ModelConfig
 from gmlp_core.models.layers import attention
+
+if TYPE_CHECKING:
+    from gmlp_core.models.config import ModelConfig
 
 
 class TransformerBlock(nn.Module):
@@ -50,3 +54,32 @@ class TransformerBlock(nn.Module):
         x = x + self.dropout(self.attn_out(out))
         x = x + self.dropout(self.proj_out(F.gelu(self.proj_in(self.norm2(x)))))
         return x, probs, None
+
+
+# ---- what the registry (gmlp_core.models.archs) needs to know about this block ----------------------------------
+def block_parameters(cfg: ModelConfig) -> int:
+    """Parameters of one block: two LayerNorms, QKV, the output projection and the FFN."""
+    d, f = cfg.d_model, cfg.d_ffn
+    return 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
+
+
+def block_flops(cfg: ModelConfig) -> int:
+    """Forward FLOPs per token of one block: QKV, output, FFN, and Q K^T and A V over n positions."""
+    d, f, n = cfg.d_model, cfg.d_ffn, cfg.seq_len
+    return 2 * (3 * d * d + d * d + 2 * d * f) + 2 * 2 * n * d
+
+
+def block_activations(cfg: ModelConfig) -> int:
+    """Numbers alive per position while one block runs without gradients (an upper bound for the limits)."""
+    return 7 * cfg.d_model + 3 * cfg.d_ffn + 3 * cfg.attn_dim + 2 * cfg.n_heads * cfg.seq_len
+
+
+def validate(cfg: ModelConfig) -> str | None:
+    if cfg.d_model % cfg.n_heads:
+        return f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}"
+    return None
+
+
+def sizing(d_model: int) -> dict[str, Any]:
+    """BERT's shape rule for a scaling sweep: d_ffn = 4 d_model, heads of 32."""
+    return {"d_ffn": 4 * d_model, "n_heads": max(1, d_model // 32)}

@@ -17,6 +17,7 @@ import torch
 from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_metrics, load_tokenizer, read_config
 from gmlp_core.data.finetune import FinetuneTask, finetune_task
 from gmlp_core.models import LensModel, ModelConfig, build_model
+from gmlp_core.models.archs import FINETUNE, learning_rate
 
 HEAD_PREFIXES = ("head.", "decoder_bias")  # the parameters of a task head; everything else is the trunk
 
@@ -30,17 +31,17 @@ class FinetuneRecipe:
     batch_size: int = 32
     warmup: int = 60
     eval_every: int = 100
-    # The peak learning rate per architecture: the study's choice on the pair task's validation split (seed 0 of
-    # 3e-4, 1e-3 and 3e-3; results/finetune.csv): gMLP 80.4% and aMLP 81.5% at 3e-3, the Transformer 73.3% at 1e-3.
-    lr: tuple[tuple[str, float], ...] = (("gmlp", 3e-3), ("amlp", 3e-3), ("transformer", 1e-3))
+    # The peak learning rate per architecture is ArchSpec.lr's "finetune" recipe: the study's choice on the pair
+    # task's validation split (seed 0 of 3e-4, 1e-3 and 3e-3; results/finetune.csv): gMLP 80.4% and aMLP 81.5% at
+    # 3e-3, the Transformer 73.3% at 1e-3.
 
 
 FINETUNE_RECIPE = FinetuneRecipe()
 
 
 def finetune_lr(arch: str) -> float:
-    """The recipe's peak learning rate for ``arch``."""
-    return dict(FINETUNE_RECIPE.lr)[arch]
+    """The recipe's peak learning rate for ``arch`` (``ArchSpec.lr``, recipe "finetune")."""
+    return learning_rate(arch, FINETUNE)
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from gmlp_core.checkpoints import (
 )
 from gmlp_core.data.masking import MaskingConfig
 from gmlp_core.data.text import BUILT_IN_CORPORA
-from gmlp_core.hardware import PRECISIONS, autocast, cpu_description, resolve_precision
+from gmlp_core.hardware import PRECISIONS, PrecisionChoice, autocast, choose_precision, cpu_description
 from gmlp_core.limits import check_config
-from gmlp_core.models import LensModel, build_model, preset
+from gmlp_core.models import LensModel, ModelConfig, build_model, preset
+from gmlp_core.models.archs import DIGITS, learning_rate
 from gmlp_core.train.data import FinetuneData, build_task_data
 from gmlp_core.train.finetune import start_finetune
 from gmlp_core.train.snapshots import load_spatial_snapshots, save_spatial_snapshots
@@ -74,7 +75,7 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False  # replace a different model already in ``out`` (refused otherwise)
     dtype: str = "float32"  # storage dtype of the final checkpoint: float32 | float16 | bfloat16
-    # Forward-pass precision: auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16.
+    # Forward-pass precision: auto (bf16 autocast where it measures faster: hardware.choose_precision) | fp32 | bf16.
     # Weights, gradients and optimizer state are float32 in every case; validation runs in fp32.
     precision: str = "auto"
     progress: bool = True
@@ -123,8 +124,15 @@ class TrainResult:
 
 
 def demo_lr(arch: str) -> float:
-    """The peak learning rate the demo zoo and the sweeps use: 2e-3 for gMLP and aMLP, 1e-3 for the Transformer."""
-    return 1e-3 if arch == "transformer" else 2e-3
+    """The peak learning rate of the zoo's 8 x 8 digit models (``ArchSpec.lr``, recipe "digits")."""
+    return learning_rate(arch, DIGITS)
+
+
+def gemm_shapes(config: ModelConfig, cfg: TrainConfig) -> tuple[tuple[int, int, int], ...]:
+    """The largest matrix products of a training step, (batch x n, d_model) x (d_model, d_ffn) and back: what
+    ``auto`` times bf16 against fp32 on."""
+    rows = cfg.batch_size * config.seq_len
+    return ((rows, config.d_model, config.d_ffn), (rows, config.d_ffn, config.d_model))
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -255,6 +263,7 @@ class _Run:
     model: LensModel
     opt: torch.optim.Optimizer
     precision: str = "fp32"
+    precision_choice: PrecisionChoice | None = None  # how "auto" was resolved, with its measurement
     step: int = 0
     elapsed: float = 0.0  # seconds already trained before this process (resume)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -368,7 +377,8 @@ def _begin(run: _Run) -> None:
         _truncate_log(run.out / METRICS_LOG, run.step)
     if run.snapshotting and 0 not in run.snapshots and run.step == 0:
         run.snapshots[0] = torch.stack(run.model.spatial_weights())
-    run.precision = resolve_precision(run.cfg.precision, run.device)
+    run.precision_choice = choose_precision(run.cfg.precision, run.device, gemm_shapes(run.model.config, run.cfg))
+    run.precision = run.precision_choice.precision
     log.info("training in %s on %s (%s)", run.precision, run.device, torch.backends.cpu.get_cpu_capability())
     if run.step == 0 and run.rank == 0:
         run.model.eval()
@@ -432,6 +442,7 @@ def _finish(run: _Run, last: dict[str, Any], train_seconds: float) -> dict[str, 
         "seed": cfg.seed,
         "device": str(run.device),
         "precision": run.precision,  # of the training steps; the metrics above are measured in fp32
+        "precision_choice": run.precision_choice.record() if run.precision_choice else None,
         # float32 sums depend on the kernels the CPU gets: numbers reproduce bit for bit on the same
         # machine kind, to a tolerance elsewhere (README, "Reproducibility")
         **cpu_description(),
