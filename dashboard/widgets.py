@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -45,6 +46,34 @@ def text_window(text: str) -> str:
         st.warning(f"The text has {len(text):,} characters; only the first {TEXT_WINDOW:,} are read.")
         return text[:TEXT_WINDOW]
     return text
+
+
+# A typed text travels in the page's URL (``typed_text``) up to this many characters: a reload or a shared link
+# opens the page with it; longer text is kept in the session but not put in the link.
+URL_TEXT_CHARS = 1_000
+_URL_READ = "_typed_text_read_from_url"  # the text boxes whose URL value this session has taken
+
+
+def typed_text(
+    label: str, key: str, default: str = "", *, where: Any = None, area: bool = False, **options: Any
+) -> str:
+    """A text box whose text lives in the URL as ``?<key>=...``, so a reload or a shared link opens the page with
+    the same sentence. A session takes the URL's text the first time it draws the box (over ``default`` and any
+    value set before); afterwards the box's text is written to the URL whenever it differs from ``default``.
+    Returns the text cut to ``TEXT_WINDOW``."""
+    read = st.session_state.setdefault(_URL_READ, set())
+    if key not in read:
+        read.add(key)
+        if key in st.query_params:
+            st.session_state[key] = st.query_params[key][:TEXT_WINDOW]
+    st.session_state.setdefault(key, default)
+    where = st if where is None else where
+    value = (where.text_area if area else where.text_input)(label, key=key, **options)
+    if value and value != default and len(value) <= URL_TEXT_CHARS:
+        st.query_params[key] = value
+    elif key in st.query_params:
+        del st.query_params[key]
+    return text_window(value)
 
 
 def table(df: pd.DataFrame, name: str, *, column_config: dict | None = None, height: int | str = "auto") -> None:

@@ -81,8 +81,8 @@ if examples:
 else:
     st.caption(f"{task} is read from the hub: no test pairs to pick here, type your own.")
 left, right = st.columns(2)
-text_a = widgets.text_window(left.text_area(f"Sentence {spec.segments[0]}", key="am-a", height=90))
-text_b = widgets.text_window(right.text_area(f"Sentence {spec.segments[1]}", key="am-b", height=90))
+text_a = widgets.typed_text(f"Sentence {spec.segments[0]}", "am-a", PAIR[0], where=left, area=True, height=90)
+text_b = widgets.typed_text(f"Sentence {spec.segments[1]}", "am-b", PAIR[1], where=right, area=True, height=90)
 st.caption(f"The task: {spec.description} {spec.caveat} Truncation: {TRUNCATION_RULE}.")
 
 readings = {}

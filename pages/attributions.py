@@ -29,7 +29,7 @@ names = lens.names(task)
 n_steps = st.slider("Integration steps", 8, 128, 32, step=8, key="attr-steps")
 
 if task == "mlm":
-    text = widgets.text_window(st.text_input("Sentence with a [MASK]", DEFAULT_TEXT, key="attr-text"))
+    text = widgets.typed_text("Sentence with a [MASK]", "attr-text", DEFAULT_TEXT)
     masks = count_masks(text)
     if masks == 0:
         st.warning("Put a [MASK] in the sentence: attributions explain the prediction at a masked position.")

@@ -19,8 +19,6 @@ with text_tab:
     if not mlm:
         st.info(widgets.models_hint("MLM model"))
     else:
-        if "fill-text" not in st.session_state:
-            st.session_state["fill-text"] = EXAMPLES[0]
         left, right = st.columns([3, 1])
         right.selectbox(
             "Example sentences",
@@ -31,7 +29,9 @@ with text_tab:
             on_change=lambda: st.session_state.update({"fill-text": st.session_state["fill-example"] or ""}),
         )
         top_k = right.slider("Top k", 1, MAX_TOP_K, 5, key="fill-topk", help="Guesses shown per [MASK]")
-        text = left.text_area("Text with one or more [MASK]", key="fill-text", height=110)
+        text = widgets.typed_text(
+            "Text with one or more [MASK]", "fill-text", EXAMPLES[0], where=left, area=True, height=110
+        )
         if note := quality_note(lens, mlm):
             st.caption(note)
         predictions = fill_mask_panels(lens, mlm, text, top_k)

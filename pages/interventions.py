@@ -8,6 +8,7 @@ from dashboard.style import escape_markdown, model_labels
 from gmlp_core.analysis.interventions import W_KINDS, kinds_for, no_kinds_reason
 from gmlp_core.models.tasks import task_spec
 
+IV_TEXT = "a [MASK] is a sequence of characters."
 lens = context.current()
 st.title("Interventions")
 st.markdown(
@@ -44,9 +45,7 @@ elif kind == "heads-off":
     heads = tuple(param_pick.multiselect("Heads", list(range(cfg.n_heads)), default=[0], key="iv-heads")) or None
 sentence = None
 if cfg.spec.fill_mask:
-    sentence = widgets.text_window(
-        st.text_input("Sentence (fill-mask before and after)", "a [MASK] is a sequence of characters.", key="iv-text")
-    )
+    sentence = widgets.typed_text("Sentence (fill-mask before and after)", "iv-text", IV_TEXT)
 if not layers:
     st.info("Pick at least one layer to edit.")
     st.stop()

@@ -35,7 +35,7 @@ widgets.need_models(list(chosen), f"{labels[task].lower()} model")
 
 prepared = None
 if task == "mlm":
-    text = widgets.text_window(st.text_input("Input sentence", DEFAULT_TEXT, key="wva-text"))
+    text = widgets.typed_text("Input sentence", "wva-text", DEFAULT_TEXT)
     with widgets.guard("The sentence"):  # a tokenizer can fail on a typed text: a message, and the page serves on
         prepared = prepare_text(lens, chosen, text)
     if prepared == []:

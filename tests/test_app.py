@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import array, figure_titles, figures, start, texts
+from app_helpers import array, assert_ok, figure_titles, figures, start, texts
 from conftest import BROKEN, TINY_CANVAS, TINY_ZOO
 
 from dashboard import registry
@@ -255,3 +255,32 @@ def test_plot_template_is_built_once_and_never_mutated_by_a_figure() -> None:
     fig.update_layout(template=shared)
     fig.layout.template.layout.font.size = 99  # a page changing its own figure
     assert style.template() is shared and shared.to_plotly_json() == before
+
+
+# Each page's typed text boxes: the widget key, which is also the URL parameter, and the page's default text.
+TYPED = {
+    "inference": ("fill-text", "a [MASK] returns the value of the expression ."),
+    "w_vs_attention": ("wva-text", "the loop ends when the condition is false ."),
+    "attributions": ("attr-text", "the [MASK] ends when the condition is false ."),
+    "interventions": ("iv-text", "the [MASK] ends when the condition is false ."),
+    "attention_matters": ("am-b", "a function returns a list of integers ."),
+}
+
+
+@pytest.mark.parametrize("page", list(TYPED))
+def test_a_typed_sentence_lives_in_the_url(lens_root: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    """A reload or a shared link opens the page with the sentence typed before (#37 item 10)."""
+    monkeypatch.setenv("GMLP_LENS_ROOT", str(lens_root))
+    key, sentence = TYPED[page]
+    at = start(page)
+    default = at.session_state[key]
+    assert key not in at.query_params, "the default text is not written to the link"
+    box = at.text_area(key=key) if page in ("inference", "attention_matters") else at.text_input(key=key)
+    box.set_value(sentence).run()
+    assert_ok(at)
+    assert at.query_params[key] == sentence
+    shared = start(page, {key: sentence})  # a new session opened from the link
+    assert shared.session_state[key] == sentence and shared.query_params[key] == sentence
+    box = shared.text_area(key=key) if page in ("inference", "attention_matters") else shared.text_input(key=key)
+    box.set_value(default).run()
+    assert key not in shared.query_params, "back to the default: the parameter goes"
