@@ -203,3 +203,20 @@ class ByteCache:
 
 
 CACHE = ByteCache()  # the server's one cache of per-checkpoint results
+
+
+class Recent(OrderedDict):
+    """A dict of at most ``max_entries`` items that forgets the least recently set one first: for small facts a
+    server keeps about checkpoints (a measured error, a note), so a long-running server's set of them stays bounded."""
+
+    def __init__(self, max_entries: int) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            super().__setitem__(key, value)
+            self.move_to_end(key)
+            while len(self) > self.max_entries:
+                self.popitem(last=False)

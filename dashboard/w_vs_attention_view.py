@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 from dashboard import plots, widgets
+from dashboard.bytecache import Recent
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
@@ -149,7 +150,8 @@ def exact_influence(
 
 # The last measured error of each checkpoint's estimated influence, and on which input: filled whenever an exact
 # map is computed (the start-up warm-up does it for the default sentence), read by every session's caption.
-MEASURED: dict[tuple, tuple[dict[str, float], str]] = {}
+# At most 256 of them (one a checkpoint file version): bounded for a server that runs for weeks.
+MEASURED: Recent = Recent(max_entries=256)
 
 
 def measure(lens: Lens, p: Prepared, report: MixingReport, where: str) -> dict[str, float]:

@@ -136,3 +136,15 @@ def test_the_process_stays_near_what_the_cache_holds() -> None:
     grown, held = map(float, out.stdout.split())
     assert held <= 50
     assert grown < 150, f"the process grew {grown:.0f} MB while holding {held:.0f} MB"
+
+
+def test_recent_keeps_the_latest_entries_only() -> None:
+    from dashboard.bytecache import Recent
+
+    facts = Recent(max_entries=3)
+    for k in range(5):
+        facts[k] = k * k
+    assert list(facts) == [2, 3, 4] and facts[4] == 16
+    facts[2] = 0  # set again: the most recent now
+    facts[5] = 25
+    assert list(facts) == [4, 2, 5]

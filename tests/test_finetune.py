@@ -370,3 +370,32 @@ def test_the_papers_finetuning_figures_are_flagged_and_carry_its_pattern() -> No
     sst2 = df[df["task"] == "sst2"].set_index("model")["value"]
     assert sst2["gMLP-large"] == 94.8 and abs(sst2["gMLP-base"] - sst2["BERT-base"]) < 1
     assert not df.duplicated(["model", "task", "metric"]).any()
+
+
+def test_the_readmes_seed_tables_are_the_studys_rows() -> None:
+    """Every "seeds 0 / 1 / 2 | mean +- sd" row of the README's finetuning tables is read from results/finetune.csv:
+    the three seeds' test figures of one task at that source and rate, their mean and sample sd."""
+    import re
+    import statistics
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parent.parent
+    study = pd.read_csv(repo / "results" / "finetune.csv")
+    study = study[study["init"] == "pretrained"]
+    row = re.compile(
+        r"^\| `(mlm-[\w-]+)`[^|]*\| ([\d.e-]+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| \*\*([\d.]+) \+- ([\d.]+)\*\* \|$"
+    )
+    rows = [m.groups() for line in (repo / "README.md").read_text().splitlines() if (m := row.match(line))]
+    assert len(rows) >= 6, "the pair task's and the single-sentence task's tables"
+    for source, rate, *figures in rows:
+        seeds, (mean, sd) = [float(f) for f in figures[:3]], (float(figures[3]), float(figures[4]))
+        runs = study[(study["source"] == source) & (study["lr"] == float(rate)) & study["seed"].isin([0, 1, 2])]
+        matches = [
+            task
+            for task, group in runs.groupby("task")
+            if len(group) == 3 and [round(v * 100, 1) for v in group.sort_values("seed")["test_metric"]] == seeds
+        ]
+        assert matches, f"{source} at {rate}: {seeds} is no task's three seeds in results/finetune.csv"
+        values = runs[runs["task"] == matches[0]].sort_values("seed")["test_metric"] * 100
+        assert (round(statistics.mean(values), 1), round(statistics.stdev(values), 1)) == (mean, sd), source
