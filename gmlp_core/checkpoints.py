@@ -34,6 +34,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
 METRICS_NAME = "metrics.json"
+METRICS_LOG_NAME = "metrics.jsonl"  # one row per evaluation during training
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FLOAT_NAMES = ("F32", "F16", "BF16")  # the same dtypes as safetensors names them in its header
@@ -382,7 +383,7 @@ def load_metrics_log(directory: str | Path) -> MetricsLog:
     not a JSON object, or whose ``step`` is not a whole number >= 0, is skipped; a value that is not a finite
     number (a string loss, a list, true/false, NaN) is dropped from its row, which keeps its other values.
     """
-    file = Path(directory) / "metrics.jsonl"
+    file = Path(directory) / METRICS_LOG_NAME
     max_mb = Limits.from_env().max_log_mb
     if not file.is_file():
         return MetricsLog([], [])

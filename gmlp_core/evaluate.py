@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gmlp_core.checkpoints import CheckpointError, load_checkpoint, load_tokenizer
+from gmlp_core.checkpoints import CONFIG_NAME, CheckpointError, load_checkpoint, load_tokenizer
 from gmlp_core.data.canvas import CANVAS_DIGITS
 from gmlp_core.data.text import BUILT_IN_CORPORA
 from gmlp_core.hardware import autocast, resolve_precision
@@ -47,7 +47,7 @@ def _evaluate_finetuned(model: LensModel, path: str | Path, data: str | None, pr
     """Validation and test metrics of a finetuned checkpoint on the task it records. A built-in task takes no
     data; a hub task reads the hub only when ``data`` names the task itself, else ``data`` is a local folder."""
     cfg = model.config
-    task = recorded_task(cfg, str(Path(path) / "config.json"))
+    task = recorded_task(cfg, str(Path(path) / CONFIG_NAME))
     source = None
     if not task.built_in:
         if data is None:

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from gmlp_core.checkpoints import read_config
+from gmlp_core.checkpoints import CONFIG_NAME, read_config
 from gmlp_core.data.finetune import FINETUNE_TASKS
 from gmlp_core.hardware import cpu_description
 from gmlp_core.models import config_summary
@@ -111,7 +111,7 @@ def study_runs(
     with a note; ``seeds`` and ``scratch`` need the ``rates`` stage's rows first)."""
     present = []
     for name in sources:
-        if (root / name / "config.json").is_file():
+        if (root / name / CONFIG_NAME).is_file():
             present.append(root / name)
         else:
             log.warning("no checkpoint %s under %s: left out", name, root)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from gmlp_core.checkpoints import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME
+
 log = logging.getLogger(__name__)
 
 LR_SWEEP_FILE = "lr_sweep.csv"
@@ -146,7 +148,7 @@ def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
     from gmlp_core.hardware import resolve_precision
 
     out = Path(cfg.out)
-    if not (out / "model.safetensors").is_file() or not (out / "config.json").is_file():
+    if not (out / WEIGHTS_NAME).is_file() or not (out / CONFIG_NAME).is_file():
         return None
     recorded = read_config(out).extra.get("train")
     ignored = ("progress", "resume", "out", "overwrite")
@@ -158,7 +160,7 @@ def _finished_metrics(cfg: Any) -> dict[str, Any] | None:
     history = read_metrics_log(out)
     if not history or history[-1].get("step") != cfg.steps:
         return None
-    if (out / "metrics.json").is_file():
+    if (out / METRICS_NAME).is_file():
         return load_metrics(out)
     metrics = evaluate_checkpoint(out, precision="fp32")
     metrics["precision"] = resolve_precision(cfg.precision, resolve_device(cfg.device))

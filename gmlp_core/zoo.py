@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from gmlp_core.checkpoints import METRICS_NAME
 from gmlp_core.data.masking import MaskingConfig
 from gmlp_core.models.archs import ARCHS, CANVAS, MLM, learning_rate
 
@@ -356,7 +357,7 @@ def ablation_table(root: Path = DEFAULT_ROOT) -> pd.DataFrame:
     rows = []
     for name, variant in ABLATION_ENTRIES.items():
         folder = root / name
-        if not (folder / "metrics.json").is_file():
+        if not (folder / METRICS_NAME).is_file():
             continue
         cfg = read_config(folder)
         metrics = load_metrics(folder)

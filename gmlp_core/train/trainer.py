@@ -23,6 +23,11 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from gmlp_core.checkpoints import (
+    CONFIG_NAME,
+    METRICS_LOG_NAME,
+    METRICS_NAME,
+    TOKENIZER_NAME,
+    WEIGHTS_NAME,
     CheckpointError,
     load_checkpoint,
     read_config,
@@ -38,12 +43,12 @@ from gmlp_core.models import LensModel, ModelConfig, build_model, preset
 from gmlp_core.models.archs import DIGITS, learning_rate
 from gmlp_core.train.data import FinetuneData, build_task_data
 from gmlp_core.train.finetune import start_finetune
-from gmlp_core.train.snapshots import load_spatial_snapshots, save_spatial_snapshots
+from gmlp_core.train.snapshots import SNAPSHOTS_NAME, load_spatial_snapshots, save_spatial_snapshots
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = "trainer_state"
-METRICS_LOG = "metrics.jsonl"
+METRICS_LOG = METRICS_LOG_NAME
 
 
 @dataclass
@@ -152,20 +157,13 @@ def _param_groups(model: LensModel, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-CHECKPOINT_FILES = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "metrics.json",
-    METRICS_LOG,
-    "spatial_snapshots.safetensors",
-)
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME, METRICS_NAME, METRICS_LOG, SNAPSHOTS_NAME)
 
 
 def _check_output(out: Path, model_cfg: Any, cfg: TrainConfig) -> None:
     """Refuse to train over a different model in ``out`` unless ``overwrite``; with it, clear the old files
     first (a vision model must not inherit a text model's tokenizer.json)."""
-    if cfg.resume or not (out / "config.json").exists():
+    if cfg.resume or not (out / CONFIG_NAME).exists():
         return
     ours = {k: v for k, v in model_cfg.to_dict().items() if k != "extra"}
     try:
@@ -215,7 +213,7 @@ def _save_state(out: Path, model: LensModel, opt: torch.optim.Optimizer, step: i
     new, cur, old = out / f"{STATE_DIR}.new", out / STATE_DIR, out / f"{STATE_DIR}.old"
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(new / "model.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(new / WEIGHTS_NAME))
     sd = opt.state_dict()
     tensors = {f"{i}.{k}": v.detach().cpu().contiguous() for i, s in sd["state"].items() for k, v in s.items()}
     tensors["rng.torch"] = torch.get_rng_state()
@@ -237,7 +235,7 @@ def _load_state(out: Path, model: LensModel, opt: torch.optim.Optimizer) -> dict
             return None
     try:
         state = json.loads((folder / "state.json").read_text())
-        model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
+        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
         tensors = load_file(str(folder / "optimizer.safetensors"))
     except (OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{folder}: cannot resume from this trainer state ({err})") from err
@@ -454,7 +452,7 @@ def _finish(run: _Run, last: dict[str, Any], train_seconds: float) -> dict[str, 
         metrics |= _cloze_metrics(stored, run.tokenizer)
     if isinstance(data, FinetuneData):
         metrics |= data.evaluate(stored, "test")  # reported once, at the end; choices are made on validation
-    write_json_atomic(run.out / "metrics.json", metrics)
+    write_json_atomic(run.out / METRICS_NAME, metrics)
     return metrics
 
 
