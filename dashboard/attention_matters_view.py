@@ -135,10 +135,10 @@ def paper_table() -> pd.DataFrame:
 def pair_models(lens: Lens) -> list[str]:
     """Checkpoints under the folder finetuned on a sentence-pair classification task: those picked in the sidebar,
     or else all of them (the zoo's first), at most ``MAX_MODELS``."""
-    rows = lens.rows("classify", selected_only=False)
     names = []
-    for name in rows["name"]:
-        record = finetune_record(lens.checkpoint(name).config) or {}
+    for checkpoint in lens.checkpoints("classify", selected_only=False):
+        name = checkpoint.name
+        record = finetune_record(checkpoint.config) or {}
         task = FINETUNE_TASKS.get(record.get("task", ""))
         if task is not None and task.pair and task.labels:
             names.append(name)

@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard import loaders
 from dashboard.catalog import zoo_frame
 from dashboard.paths import PathRefused, configured_root, resolve_within
-from dashboard.style import escape_markdown, model_labels
+from dashboard.style import escape_markdown
 from gmlp_core.models import ModelConfig
 from gmlp_core.zoo import MAIN_COMPARISON
 
@@ -29,51 +29,57 @@ _KEY = "lens_context"
 
 @dataclass
 class Lens:
-    """The shared state of one run: where checkpoints are read from, what is there, what is picked."""
+    """The shared state of one run: where checkpoints are read from, what is there (a typed catalog, built once
+    per change of the folder's files), what is picked."""
 
     root: Path
     folder: Path
-    zoo: pd.DataFrame
+    catalog: loaders.Catalog
     selected: list[str] = field(default_factory=list)
     device: str = "cpu"
 
-    def rows(self, task: str | None = None, selected_only: bool = True, arch: str | None = None) -> pd.DataFrame:
-        """Loadable checkpoints (those picked in the sidebar unless ``selected_only=False``)."""
-        if self.zoo.empty:
-            return self.zoo
-        df = self.zoo[self.zoo["status"] == "ok"]
-        if selected_only:
-            df = df[df["name"].isin(self.selected)]
-            df = df.set_index("name").loc[[n for n in self.selected if n in set(df["name"])]].reset_index()
-        if task is not None:
-            df = df[df["task"] == task]
-        if arch is not None:
-            df = df[df["arch"] == arch]
-        return df.reset_index(drop=True)
+    @property
+    def zoo(self) -> pd.DataFrame:
+        """The zoo table (every checkpoint, loadable or not): read-only, shared by every session."""
+        return self.catalog.table
 
-    def rows_where(
-        self, keep: Callable[[ModelConfig], bool], task: str | None = None, selected_only: bool = True
-    ) -> pd.DataFrame:
-        """The rows of ``rows(task, selected_only)`` whose checkpoint's config passes ``keep``: a page asks the
-        typed config (``lambda c: c.has_spatial_weights``), never the table's string columns."""
-        rows = self.rows(task, selected_only)
-        if rows.empty:
-            return rows
-        kept = [bool(keep(self.checkpoint(name).config)) for name in rows["name"]]
-        return rows[kept].reset_index(drop=True)
+    def checkpoints(
+        self,
+        task: str | None = None,
+        selected_only: bool = True,
+        where: Callable[[ModelConfig], bool] | None = None,
+    ) -> list[loaders.Checkpoint]:
+        """Loadable checkpoints: those picked in the sidebar in the order picked (all of the folder's, in the
+        table's order, with ``selected_only=False``), of ``task`` when given, whose config passes ``where``
+        (``lambda c: c.has_spatial_weights``): pages ask the typed config, never the table's strings."""
+        every = self.catalog.checkpoints
+        found = [every[n] for n in self.selected if n in every] if selected_only else list(every.values())
+        return [
+            c for c in found if (task is None or c.config.task == task) and (where is None or bool(where(c.config)))
+        ]
 
-    def names(self, task: str | None = None, selected_only: bool = True) -> list[str]:
-        return self.rows(task, selected_only)["name"].tolist() if not self.zoo.empty else []
+    def names(
+        self,
+        task: str | None = None,
+        selected_only: bool = True,
+        where: Callable[[ModelConfig], bool] | None = None,
+    ) -> list[str]:
+        """The names of ``checkpoints(task, selected_only, where)``."""
+        return [c.name for c in self.checkpoints(task, selected_only, where)]
 
     def checkpoint(self, name: str) -> loaders.Checkpoint:
-        """The handle of checkpoint ``name`` (must be an ok row of the zoo table)."""
-        row = self.zoo[(self.zoo["name"] == name) & (self.zoo["status"] == "ok")] if not self.zoo.empty else self.zoo
-        if row.empty:
-            raise KeyError(f"no loadable checkpoint named {name!r} under {self.folder}")
-        return loaders.Checkpoint.at(name, row.iloc[0]["path"])
+        """The handle of checkpoint ``name`` (a loadable one of the folder; KeyError otherwise)."""
+        try:
+            return self.catalog.checkpoints[name]
+        except KeyError:
+            raise KeyError(f"no loadable checkpoint named {name!r} under {self.folder}") from None
+
+    def label(self, name: str) -> str:
+        """``name`` with its badges ("name · causal"), a ``format_func`` for pickers of checkpoint names."""
+        return self.catalog.labels.get(name, name)
 
     def load(self, name: str) -> loaders.Loaded:
-        """The shared model of checkpoint ``name`` (must be an ok row of the zoo table)."""
+        """The shared model of checkpoint ``name`` (a loadable one of the folder)."""
         return loaders.load(self.checkpoint(name))
 
 
@@ -112,8 +118,9 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
     except (PathRefused, OSError) as err:
         sb.error(f"{escape_markdown(err)}. Showing the root instead.")
         folder = root
-    zoo = loaders.zoo_table(folder) if folder.is_dir() else zoo_frame([])
-    ok = zoo.loc[zoo["status"] == "ok", "name"].tolist() if not zoo.empty else []
+    catalog = loaders.catalog(folder) if folder.is_dir() else loaders.Catalog(zoo_frame([]), {}, {}, {})
+    zoo = catalog.table
+    ok = list(catalog.checkpoints)
 
     if "models" not in st.session_state:
         st.session_state["models"] = [n for n in _url_list("models") if n in ok] or _default_selection(ok)
@@ -123,7 +130,7 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
         "Models to compare",
         ok,
         key="models",
-        format_func=model_labels(zoo),
+        format_func=lambda name: catalog.labels.get(name, name),
         help="Kept across pages and in the page's link.",
     )
     if not ok:
@@ -137,14 +144,14 @@ def setup(argv: Sequence[str], technical: bool = True) -> Lens:
         del st.query_params["folder"]
 
     device = loaders.device_name()
-    broken = int((zoo["status"] != "ok").sum()) if not zoo.empty else 0
+    broken = len(zoo) - len(ok)
     if technical:
         sb.caption(
             f"Root: {escape_markdown(folder)}  \n{len(ok)} checkpoints"
             + (f", {broken} unreadable (see Overview)" if broken else "")
             + f"  \nModels run on **{device}**"
         )
-    lens = Lens(root=root, folder=folder, zoo=zoo, selected=selected, device=device)
+    lens = Lens(root=root, folder=folder, catalog=catalog, selected=selected, device=device)
     st.session_state[_KEY] = lens
     return lens
 

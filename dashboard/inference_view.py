@@ -41,9 +41,7 @@ CAUSAL_NOTE = (
 
 def cloze_of(lens: Lens, name: str) -> str | None:
     """The model's cloze-suite score as its metrics.json records it ("8/50": top-5 hits of the sentences)."""
-    if lens.zoo.empty or "cloze" not in lens.zoo:
-        return None
-    value = lens.zoo.set_index("name")["cloze"].get(name)
+    value = lens.catalog.records.get(name, {}).get("cloze")
     return value if isinstance(value, str) else None
 
 

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,10 @@ import torch
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard.bytecache import CACHE
+from dashboard.bytecache import CACHE, Recent
 from dashboard.catalog import Candidate, find_checkpoints, inspect_checkpoint, signature, zoo_frame
 from dashboard.paths import is_within
+from dashboard.style import model_badges, model_label
 from gmlp_core.checkpoints import load_checkpoint, load_metrics_log, load_tokenizer, read_config, resolve_device
 from gmlp_core.models import LensModel, ModelConfig
 
@@ -177,8 +179,63 @@ def _inspect(name: str, path: str, refused: str | None, sig: tuple) -> dict[str,
 
 def zoo_table(root: Path) -> pd.DataFrame:
     """Every checkpoint under ``root`` with its status (re-inspected only when its files change)."""
-    rows = [_inspect(c.name, str(c.path), c.refused, signature(c.path)) for c in find_checkpoints(root)]
-    return zoo_frame(rows)
+    return catalog(root).table
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a folder holds, built once per change of its files and shared by every session (read-only):
+    ``table``, the zoo table as Overview shows it (every checkpoint, loadable or not), and ``checkpoints``, the
+    loadable ones as typed handles in the table's order, so a page finds a checkpoint by name in a dict and asks
+    its config, never filters the table."""
+
+    table: pd.DataFrame
+    checkpoints: dict[str, Checkpoint]
+    labels: dict[str, str]  # name -> "name · badge · badge", as pickers show it
+    records: dict[str, dict[str, Any]]  # name -> its row of the table (every checkpoint, loadable or not)
+
+
+def scan_seconds() -> float:
+    """How long one listing of a folder serves every session: ``$GMLP_LENS_SCAN_SECONDS``, default 2. A class of
+    30 asks for the catalog several times a second; listing the folder, checking its links and reading every
+    file's size and time each time was most of a rerun's work under that load."""
+    try:
+        return max(0.0, float(os.environ.get("GMLP_LENS_SCAN_SECONDS", "2")))
+    except ValueError:
+        return 2.0
+
+
+_SCANS: Recent = Recent(max_entries=64)  # folder -> (monotonic time, its scan), shared by every session
+
+
+def catalog(root: Path) -> Catalog:
+    """The catalog of ``root``: the folder listed, its links checked and every file's size and time read at most
+    once every ``scan_seconds()`` for the whole server (a checkpoint written a moment ago shows up within that);
+    the checkpoints are inspected only when those change."""
+    key, now = str(root), time.monotonic()
+    hit = _SCANS.get(key)
+    if hit is not None and now - hit[0] < scan_seconds():
+        scan = hit[1]
+    else:
+        scan = tuple((c.name, str(c.path), c.refused, signature(c.path)) for c in find_checkpoints(root))
+        _SCANS[key] = (now, scan)
+    return _catalog(scan)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _catalog(scan: tuple) -> Catalog:
+    rows = [_inspect(*entry) for entry in scan]
+    table = zoo_frame(rows)
+    sigs = {name: sig for name, _, _, sig in scan}
+    checkpoints = {}
+    for row in rows:
+        if row["status"] == "ok":
+            name, path = row["name"], row["path"]
+            checkpoints[name] = Checkpoint(name, path, sigs[name], _config(path, sigs[name]))
+    order = table["name"].tolist() if not table.empty else []
+    ordered = {n: checkpoints[n] for n in order if n in checkpoints}
+    labels = {row["name"]: model_label(row["name"], model_badges(row)) for row in rows}
+    return Catalog(table, ordered, labels, {row["name"]: row for row in rows})
 
 
 @per_checkpoint(st.cache_resource, max_entries=32, show_spinner="Loading model...")

@@ -54,12 +54,10 @@ def display_zoo(lens: Lens) -> pd.DataFrame:
 
 def preset_selections(lens: Lens) -> dict[str, list[str]]:
     """Named one-click selections, only those with at least one loadable checkpoint."""
-    ok = lens.rows(selected_only=False)
-    if ok.empty:
+    names = lens.names(selected_only=False)
+    if not names:
         return {}
-    names = ok["name"].tolist()
-    mlm = ok.loc[ok["task"] == "mlm", "name"].tolist()
-    vision = ok.loc[ok["task"] == "vision", "name"].tolist()
+    mlm, vision = lens.names("mlm", selected_only=False), lens.names("vision", selected_only=False)
     ablation = [n for n in names if n in ABLATION_ENTRIES]
     out = {
         "Main comparison": [n for n in DEFAULT_MODELS if n in names],

@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from dashboard.lecture_bar import is_on
-from dashboard.style import ARCH_COLORS, DIVERGING, SEQUENTIAL, arch_label, escape_label, template
+from dashboard.style import ARCH_COLORS, DIVERGING, HOUSE_TEMPLATE, SEQUENTIAL, arch_label, escape_label, template
 
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -83,10 +84,14 @@ def lecturing() -> bool:
 
 
 def finish(fig: go.Figure, large: bool) -> go.Figure:
-    """Give ``fig`` the house template (lecture mode's larger fonts when ``large``), once."""
-    if getattr(fig, TEMPLATED, None) is not large:
+    """Give ``fig`` the house template (lecture mode's larger fonts when ``large``), once. A new figure has the
+    house template already (plotly's default here, ``style.HOUSE_TEMPLATE``): only lecture mode replaces it."""
+    current = getattr(fig, TEMPLATED, None)
+    if current is large:
+        return fig
+    if not (current is None and not large and pio.templates.default == HOUSE_TEMPLATE):
         fig.update_layout(template=template(large=large))
-        setattr(fig, TEMPLATED, large)
+    setattr(fig, TEMPLATED, large)
     return fig
 
 

@@ -96,23 +96,21 @@ def spatial(checkpoint: Checkpoint) -> sp.SpatialReport:
 
 def default_model(lens: Lens) -> str | None:
     """The page's default model: the first picked model that has a W (``has_spatial_weights``)."""
-    rows = with_spatial_weights(lens)
-    return rows["name"].iloc[0] if len(rows) else None
+    names = with_spatial_weights(lens)
+    return names[0] if names else None
 
 
-def with_spatial_weights(lens: Lens) -> pd.DataFrame:
+def with_spatial_weights(lens: Lens) -> list[str]:
     """The picked models that have a W: what this page can show."""
-    return lens.rows_where(lambda config: config.has_spatial_weights)
+    return lens.names(where=lambda config: config.has_spatial_weights)
 
 
 def without_w_note(lens: Lens) -> str | None:
     """Why the picked models this page leaves out have no W (None when it leaves none out)."""
-    left = lens.rows_where(lambda config: not config.has_spatial_weights)
-    if left.empty:
+    left = lens.checkpoints(where=lambda config: not config.has_spatial_weights)
+    if not left:
         return None
-    reasons = [
-        f"{escape_markdown(name)} ({no_spatial_weights_reason(lens.checkpoint(name).config)})" for name in left["name"]
-    ]
+    reasons = [f"{escape_markdown(c.name)} ({no_spatial_weights_reason(c.config)})" for c in left]
     return "Not shown here, no W: " + "; ".join(reasons) + "."
 
 

@@ -17,7 +17,7 @@ from dashboard.bytecache import Recent
 from dashboard.context import Lens
 from dashboard.image_input import ImageInput
 from dashboard.loaders import Checkpoint, load, per_checkpoint
-from dashboard.style import arch_label, escape_markdown, model_labels, show_badges
+from dashboard.style import arch_label, escape_markdown, show_badges
 from gmlp_core.analysis.influence import (
     estimate_error,
     influence_gflop,
@@ -47,14 +47,13 @@ class Prepared:
 def candidates(lens: Lens, task: str, arch: str) -> list[str]:
     """The picked models of ``arch`` for ``task`` that mix tokens (a gMLP with identity gating has nothing to
     compare); the first is the page's default."""
-    rows = lens.rows_where(lambda config: config.arch == arch and config.mixes_tokens, task)
-    return rows["name"].tolist() if len(rows) else []
+    return lens.names(task, where=lambda config: config.arch == arch and config.mixes_tokens)
 
 
 def arch_order(lens: Lens, task: str) -> list[str]:
     """The architectures side by side (``archs.side_by_side``) that some loadable model of ``task`` in the folder
     has, picked or not: a column each, so a column can say "pick one in the sidebar"."""
-    present = set(lens.rows(task, selected_only=False)["arch"]) if not lens.zoo.empty else set()
+    present = {c.config.arch for c in lens.checkpoints(task, selected_only=False)}
     return [arch for arch in side_by_side() if arch in present]
 
 
@@ -65,7 +64,6 @@ def default_models(lens: Lens, task: str = "mlm") -> dict[str, str]:
 
 def pick_models(lens: Lens, task: str) -> dict[str, str]:
     """One picked model per architecture for ``task`` (a selectbox when several are picked)."""
-    rows = lens.rows(task)
     chosen = {}
     order = arch_order(lens, task)
     if not order:
@@ -76,7 +74,7 @@ def pick_models(lens: Lens, task: str) -> dict[str, str]:
         if not names:
             col.caption(f"No {arch_label(arch)} {task} model picked in the sidebar.")
             continue
-        chosen[arch] = col.selectbox(arch_label(arch), names, format_func=model_labels(rows), key=f"wva-{task}-{arch}")
+        chosen[arch] = col.selectbox(arch_label(arch), names, format_func=lens.label, key=f"wva-{task}-{arch}")
     return chosen
 
 

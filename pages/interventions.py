@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import context, plots, widgets
 from dashboard.interventions_view import EXPLAIN, band_table, knockout_table, meaning, metric_label, run
-from dashboard.style import escape_markdown, model_labels
+from dashboard.style import escape_markdown
 from gmlp_core.analysis.interventions import W_KINDS, kinds_for, no_kinds_reason
 from gmlp_core.models.tasks import task_spec
 
@@ -17,16 +17,13 @@ st.markdown(
     "runs on a copy; the loaded model is never changed."
 )
 
-rows = lens.rows()
-if not rows.empty:  # a span model has no held-out score measured here
-    is_span = rows["task"].map(lambda t: task_spec(t).span)
-    if is_span.any():
-        names = ", ".join(rows[is_span]["name"])
-        st.caption(f"Left out: {escape_markdown(names)} (span models: no held-out score is measured here).")
-    rows = rows[~is_span].reset_index(drop=True)
-widgets.need_models(rows["name"].tolist() if not rows.empty else [], "model")
+spans = lens.names(where=lambda config: task_spec(config.task).span)
+if spans:  # a span model has no held-out score measured here
+    st.caption(f"Left out: {escape_markdown(', '.join(spans))} (span models: no held-out score is measured here).")
+names = lens.names(where=lambda config: not task_spec(config.task).span)
+widgets.need_models(names, "model")
 left, right = st.columns([2, 3])
-name = left.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="iv-model")
+name = left.selectbox("Model", names, format_func=lens.label, key="iv-model")
 checkpoint = lens.checkpoint(name)
 cfg = checkpoint.config
 kinds = kinds_for(cfg)

@@ -18,18 +18,16 @@ from dashboard.spatial_view import (
     with_spatial_weights,
     without_w_note,
 )
-from dashboard.style import model_labels, show_badges
+from dashboard.style import show_badges
 
 lens = context.current()
 st.title("Spatial weights W")
-rows = with_spatial_weights(lens)
+names = with_spatial_weights(lens)
 if note := without_w_note(lens):
     st.caption(note)
-widgets.need_models(
-    rows["name"].tolist() if not rows.empty else [], "gMLP or aMLP model (a model with spatial weights W)"
-)
+widgets.need_models(names, "gMLP or aMLP model (a model with spatial weights W)")
 pick_model, pick_layer = st.columns([2, 3])
-name = pick_model.selectbox("Model", rows["name"].tolist(), format_func=model_labels(rows), key="spatial-model")
+name = pick_model.selectbox("Model", names, format_func=lens.label, key="spatial-model")
 checkpoint = lens.checkpoint(name)
 with pick_model:
     show_badges(checkpoint.config)

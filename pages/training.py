@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import context, widgets
-from dashboard.style import escape_markdown, model_labels
+from dashboard.style import escape_markdown
 from dashboard.training_view import METRIC_HELP, METRIC_LABELS, X_LABELS, log_notes, metric_chart, training_logs
 
 lens = context.current()
@@ -15,7 +15,7 @@ names = st.multiselect(
     "Checkpoints",
     all_names,
     default=[n for n in lens.selected if n in all_names],
-    format_func=model_labels(lens.zoo),
+    format_func=lens.label,
     key="train-names",
 )
 widgets.need_models(names, "checkpoint")

@@ -29,6 +29,9 @@ ZOO_ROOT = REPO / "checkpoints"
 # The dashboard's start-up warm-up (dashboard/warmup.py) would run in the background of every test that starts
 # the app (and of the servers the browser tests start); tests/test_warmup.py turns it on where it is tested.
 os.environ.setdefault("GMLP_LENS_WARMUP", "0")
+# Tests rewrite checkpoints between two runs of a page: every run lists the folder afresh (the server's default
+# serves one listing for 2 s; tests/test_loaders.py checks that path).
+os.environ.setdefault("GMLP_LENS_SCAN_SECONDS", "0")
 # The precision calibration (gmlp_core.hardware) keeps what it measured in a file: the tests' own, never ~/.cache.
 if "GMLP_LENS_CACHE_DIR" not in os.environ:
     import tempfile

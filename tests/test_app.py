@@ -255,6 +255,15 @@ def test_plot_template_is_built_once_and_never_mutated_by_a_figure() -> None:
     fig.update_layout(template=shared)
     fig.layout.template.layout.font.size = 99  # a page changing its own figure
     assert style.template() is shared and shared.to_plotly_json() == before
+    # a new figure is born with the house template (plotly's default in the app), a copy of its own
+    import plotly.io as pio
+
+    born = go.Figure()
+    assert born.layout.template.to_plotly_json() == before
+    born.layout.template.layout.font.size = 99
+    assert (
+        pio.templates[style.HOUSE_TEMPLATE].to_plotly_json() == before == go.Figure().layout.template.to_plotly_json()
+    )
 
 
 # Each page's typed text boxes: the widget key, which is also the URL parameter, and the page's default text.

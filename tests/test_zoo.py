@@ -268,8 +268,9 @@ def test_a_varied_recipe_changes_only_what_it_names_and_never_the_shipped_zoo(tm
 
 
 def test_the_studys_larger_gmlp_is_the_zoo_recipe_at_over_3x_the_parameters(tmp_path: Path) -> None:
-    """``mlm-gmlp-large`` (#36) differs from ``mlm-gmlp`` only in its preset (over 3x the non-embedding parameters)
-    and in saving a resumable state; the zoo does not build it unless named."""
+    """``mlm-gmlp-large`` (#36) differs from ``mlm-gmlp`` only in its preset (over 3x the non-embedding parameters),
+    in saving a resumable state and in its precision (fp32: the recipe's data, steps and rates are the same); the
+    zoo does not build it unless named."""
     from gmlp_core.models import config_summary, preset
     from gmlp_core.zoo import STUDY_SOURCES
 
@@ -278,7 +279,7 @@ def test_the_studys_larger_gmlp_is_the_zoo_recipe_at_over_3x_the_parameters(tmp_
     big, small = (config_summary(preset(e.preset))["non_embedding_params"] for e in (large, base))
     assert big >= 3 * small and preset(large.preset).arch == "gmlp"
     a, b = vars(entry_config(large, tmp_path)), vars(entry_config(base, tmp_path))
-    assert {k for k in a if a[k] != b[k]} == {"preset", "out", "save_every"}
+    assert {k for k in a if a[k] != b[k]} == {"preset", "out", "save_every", "precision"}
 
 
 def test_an_interrupted_zoo_build_resumes_and_ships_no_trainer_state(
